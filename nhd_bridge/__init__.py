@@ -1,0 +1,70 @@
+"""nhd_bridge: share tickets between any trackers over the Networked Help Desk model.
+
+The public API for plugin authors lives here; everything else may change between releases.
+"""
+
+from nhd_bridge.core.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterError,
+    AttachmentRef,
+    AttachmentUpload,
+    Capabilities,
+    ChangePage,
+    CheckResult,
+    CommentDraft,
+    CommentRecord,
+    NotSupported,
+    PermanentError,
+    TicketChanges,
+    TicketDraft,
+    TicketRecord,
+    TransientError,
+)
+from nhd_bridge.core.hookspecs import hookimpl
+from nhd_bridge.core.model import (
+    Actor,
+    Agreement,
+    Attachment,
+    Comment,
+    NHDValidationError,
+    Ticket,
+    format_timestamp,
+    nhd_uuid,
+    parse_timestamp,
+)
+from nhd_bridge.core.run import Direction, RunSummary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Actor",
+    "Adapter",
+    "AdapterConfig",
+    "AdapterError",
+    "Agreement",
+    "Attachment",
+    "AttachmentRef",
+    "AttachmentUpload",
+    "Capabilities",
+    "ChangePage",
+    "CheckResult",
+    "Comment",
+    "CommentDraft",
+    "CommentRecord",
+    "Direction",
+    "NHDValidationError",
+    "NotSupported",
+    "PermanentError",
+    "RunSummary",
+    "Ticket",
+    "TicketChanges",
+    "TicketDraft",
+    "TicketRecord",
+    "TransientError",
+    "__version__",
+    "format_timestamp",
+    "hookimpl",
+    "nhd_uuid",
+    "parse_timestamp",
+]

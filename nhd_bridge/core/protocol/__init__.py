@@ -1,0 +1,1 @@
+"""The NHD wire protocol: receiver endpoints and sender client."""

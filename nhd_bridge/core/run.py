@@ -1,0 +1,45 @@
+"""Small value types that describe one agreement run; shared by the engine, hooks and the CLI."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["Direction", "RunSummary"]
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One way of one agreement: changes read on ``source`` are written to ``target``.
+
+    ``outbound`` is the sender-to-receiver way of the agreement, inbound the way back.
+    """
+
+    agreement: str
+    source: str
+    target: str
+    way: Literal["outbound", "inbound"]
+
+    def __str__(self) -> str:
+        return f"{self.source} → {self.target}"
+
+
+@dataclass
+class RunSummary:
+    """What one run of one agreement did; ``writes`` counts by action (create, comment, ...)."""
+
+    agreement: str
+    run_id: str
+    tickets_seen: int = 0
+    writes: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    conflicts: int = 0
+    parked: int = 0
+    retried: int = 0
+    errors: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def total_writes(self) -> int:
+        return sum(self.writes.values())
