@@ -1,0 +1,450 @@
+"""The ``nhd-bridge`` command line (click + rich).
+
+Exit codes: 0 everything synced; 1 the run finished but some tickets were parked or a side could
+not be read; 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from nhd_bridge.core.adapter import AdapterError
+from nhd_bridge.core.config import DEFAULT_CONFIG_FILE, ConfigError, LoadedConfig, json_schema
+from nhd_bridge.core.config import load_config as _load_config
+from nhd_bridge.core.engine import AgreementBusy, AgreementRefused, SyncEngine
+from nhd_bridge.core.plugins import PluginError, Plugins
+from nhd_bridge.core.run import RunSummary
+from nhd_bridge.core.state import JournalEntry, StateStore
+
+EXIT_OK, EXIT_PARKED, EXIT_USAGE = 0, 1, 2
+SECRET_WORDS = ("password", "token", "secret", "access_key", "api_key", "apikey", "credential")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class UsageFailure(click.ClickException):
+    """A one-line error for the person at the terminal; exits 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+@click.group()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="NHD_BRIDGE_CONFIG",
+    default=DEFAULT_CONFIG_FILE,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bridge configuration (YAML).",
+)
+@click.version_option(package_name="nhd-bridge")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path) -> None:
+    """Share tickets between trackers, help desks and CRMs (Networked Help Desk)."""
+    ctx.obj = {"config_path": config_path}
+
+
+def load(ctx: click.Context) -> LoadedConfig:
+    try:
+        return _load_config(ctx.obj["config_path"])
+    except ConfigError as error:
+        raise UsageFailure(str(error)) from None
+
+
+@contextmanager
+def engine_for(config: LoadedConfig) -> Iterator[SyncEngine]:
+    store = StateStore(config.state_url)
+    engine = SyncEngine(config, store)
+    try:
+        yield engine
+    finally:
+        engine.close()
+        store.close()
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--show", is_flag=True, help="Print the configuration as loaded, secrets redacted.")
+@click.pass_context
+def validate(ctx: click.Context, show: bool) -> None:
+    """Check the configuration without contacting any tracker."""
+    config = load(ctx)
+    if show:
+        document = config.bridge.model_dump(mode="json")
+        for name, adapter_config in config.adapter_configs.items():
+            document["instances"][name].update(_redacted(adapter_config.model_dump()))
+        console.print_json(json.dumps(_redacted(document), default=str))
+    bridge = config.bridge
+    click.echo(
+        f"{config.file}: ok — {len(bridge.instances)} instances, "
+        f"{len(bridge.agreements)} agreements"
+    )
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the configuration file, for editors."""
+    click.echo(json.dumps(json_schema(Plugins()), indent=2))
+
+
+@main.command()
+def adapters() -> None:
+    """List the adapter kinds that are installed."""
+    plugins = Plugins()
+    table = Table("kind", "adapter", "module", title="adapters")
+    for kind, adapter_class in sorted(plugins.adapters().items()):
+        table.add_row(kind, adapter_class.__name__, adapter_class.__module__)
+    for missing in plugins.unavailable:
+        table.add_row(missing.name, "[red]unavailable[/red]", missing.reason)
+    _print(table, [f"{k}\t{c.__module__}.{c.__name__}" for k, c in plugins.adapters().items()])
+
+
+@main.command()
+@click.option("--instance", "instances", multiple=True, help="Only this instance (repeatable).")
+@click.pass_context
+def check(ctx: click.Context, instances: tuple[str, ...]) -> None:
+    """Preflight every instance: credentials, permissions, what the adapter needs."""
+    config = load(ctx)
+    failed = False
+    with engine_for(config) as engine:
+        for name in instances or tuple(config.bridge.instances):
+            _require_instance(config, name)
+            try:
+                results = engine.adapter(name).check()
+            except AdapterError as error:
+                click.echo(f"{name}: FAILED {error}")
+                failed = True
+                continue
+            if not results:
+                click.echo(f"{name}: ok (no checks declared)")
+            for result in results:
+                mark = "ok" if result.ok else ("WARN" if result.level == "warning" else "FAILED")
+                hint = f" — {result.hint}" if result.hint and not result.ok else ""
+                click.echo(f"{name}: {mark} {result.name}: {result.detail}{hint}")
+                failed |= not result.ok and result.level == "error"
+    sys.exit(EXIT_PARKED if failed else EXIT_OK)
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--agreement", "names", multiple=True, help="Only this agreement (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Plan and report; write nothing anywhere.")
+@click.option("--once", is_flag=True, help="One pass (the default; for cron and CronJobs).")
+@click.pass_context
+def sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, once: bool) -> None:
+    """Run one pass of every agreement (or the ones named)."""
+    config = load(ctx)
+    selected = _agreements(config, names)
+    summaries: list[RunSummary] = []
+    with engine_for(config) as engine:
+        for name in selected:
+            summaries.append(_run_one(engine, name, dry_run))
+    _print_summaries(summaries)
+    parked = any(summary.parked or summary.errors for summary in summaries)
+    sys.exit(EXIT_PARKED if parked else EXIT_OK)
+
+
+@main.command()
+@click.option("--agreement", "names", multiple=True, help="Only this agreement (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def plan(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Show what the next run would write. Nothing is written."""
+    config = load(ctx)
+    planned: list[dict[str, Any]] = []
+    with engine_for(config) as engine:
+        for name in _agreements(config, names):
+            try:
+                _, items = engine.plan(name)
+            except AgreementRefused as error:
+                raise UsageFailure(str(error)) from None
+            planned += [_describe(name, item) for item in items if _has_effect(item)]
+    if as_json:
+        click.echo(json.dumps(planned, indent=2, default=str))
+        return
+    if not planned:
+        click.echo("nothing to do: every shared ticket is in sync")
+        return
+    for entry in planned:
+        click.echo(f"{entry['agreement']}: ticket {entry['shared_uuid'][:12]}")
+        for action in entry["actions"]:
+            click.echo(f"  - {action}")
+
+
+@main.command(name="log")
+@click.option("--agreement", default=None, help="Only this agreement.")
+@click.option("--ticket", default=None, help="Only this shared ticket uuid.")
+@click.option("--failed", is_flag=True, help="Only failures.")
+@click.option("-n", "--limit", default=50, show_default=True, help="Newest entries to show.")
+@click.pass_context
+def log_command(
+    ctx: click.Context, agreement: str | None, ticket: str | None, failed: bool, limit: int
+) -> None:
+    """Show the journal: every write, skip, conflict and failure, with its reason."""
+    config = load(ctx)
+    store = StateStore(config.state_url)
+    try:
+        entries = store.read().journal(
+            agreement=agreement,
+            shared_uuid=ticket,
+            outcome="failed" if failed else None,
+            limit=limit,
+        )
+        parked = store.read().parked(agreement)
+    finally:
+        store.close()
+    _print_journal(entries)
+    if parked:
+        click.echo(f"\n{len(parked)} parked:")
+        for row in parked:
+            click.echo(
+                f"  {row.agreement} {row.instance}:{row.local_id} attempt {row.attempts}, "
+                f"next {row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC — {row.error}"
+            )
+
+
+@main.command()
+@click.argument("ticket")
+@click.pass_context
+def explain(ctx: click.Context, ticket: str) -> None:
+    """Why TICKET did or did not sync. TICKET is INSTANCE:LOCAL_ID or a shared uuid."""
+    config = load(ctx)
+    store = StateStore(config.state_url)
+    try:
+        _explain(config, store, ticket)
+    finally:
+        store.close()
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _run_one(engine: SyncEngine, name: str, dry_run: bool) -> RunSummary:
+    label = f"{name}{' (dry run)' if dry_run else ''}"
+    try:
+        if console.is_terminal:
+            with console.status(f"syncing {label}…"):
+                return engine.run(name, dry_run=dry_run)
+        click.echo(f"syncing {label}")
+        return engine.run(name, dry_run=dry_run)
+    except AgreementRefused as error:
+        raise UsageFailure(str(error)) from None
+    except AgreementBusy as error:
+        summary = RunSummary(agreement=name, run_id="-")
+        summary.errors.append(str(error))
+        return summary
+
+
+def _agreements(config: LoadedConfig, names: tuple[str, ...]) -> list[str]:
+    known = config.bridge.agreements
+    for name in names:
+        if name not in known:
+            raise UsageFailure(
+                f"unknown agreement {name!r}; agreements in {config.file}: "
+                f"{', '.join(known) or 'none'}"
+            )
+    return list(names or known)
+
+
+def _require_instance(config: LoadedConfig, name: str) -> None:
+    if name not in config.bridge.instances:
+        raise UsageFailure(
+            f"unknown instance {name!r}; instances in {config.file}: "
+            f"{', '.join(config.bridge.instances)}"
+        )
+
+
+def _print_summaries(summaries: list[RunSummary]) -> None:
+    table = Table("agreement", "seen", "writes", "skipped", "conflicts", "parked", title="sync")
+    lines = []
+    for summary in summaries:
+        writes = ", ".join(f"{k} {v}" for k, v in sorted(summary.writes.items())) or "0"
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())) or "0"
+        table.add_row(
+            summary.agreement,
+            str(summary.tickets_seen),
+            writes,
+            skipped,
+            str(summary.conflicts),
+            str(summary.parked),
+        )
+        lines.append(
+            f"{summary.agreement}: seen {summary.tickets_seen}, writes {summary.total_writes} "
+            f"({writes}), skipped {skipped}, conflicts {summary.conflicts}, "
+            f"parked {summary.parked}"
+        )
+    _print(table, lines)
+    for summary in summaries:
+        for error in summary.errors:
+            errors.print(f"{summary.agreement}: {error}", markup=False, highlight=False)
+
+
+def _print_journal(entries: list[JournalEntry]) -> None:
+    if not entries:
+        click.echo("the journal is empty")
+        return
+    for entry in entries:
+        at = f"{entry.at:%Y-%m-%d %H:%M:%S}" if entry.at else "-"
+        where = f"{entry.source or '-'} → {entry.target or '-'}"
+        what = f"{entry.action}{'.' + entry.field if entry.field else ''}"
+        ticket = (entry.shared_uuid or "")[:12]
+        change = ""
+        if entry.before is not None or entry.after is not None:
+            change = f" [{_short(entry.before)} → {_short(entry.after)}]"
+        click.echo(
+            f"{at} {entry.agreement} {ticket} {where} {what} {entry.outcome}{change}"
+            f"{' — ' + entry.reason if entry.reason else ''}"
+        )
+
+
+def _explain(config: LoadedConfig, store: StateStore, ticket: str) -> None:
+    read = store.read()
+    if ":" in ticket:
+        instance, local_id = ticket.split(":", 1)
+        _require_instance(config, instance)
+        link = read.link_for_local(instance, local_id)
+        if link is None:
+            click.echo(f"{instance}:{local_id} is not shared with anyone.")
+            _explain_unshared(config, instance, local_id)
+            return
+        shared_uuid = link.shared_uuid
+    else:
+        shared_uuid = ticket
+    links = read.links(shared_uuid)
+    if not links:
+        raise UsageFailure(f"no shared ticket {shared_uuid!r} in the state store")
+    origin = read.shared_ticket_origin(shared_uuid)
+    click.echo(f"shared ticket {shared_uuid}")
+    if origin:
+        click.echo(f"  origin: {origin[0]} (original id {origin[1]})")
+    for link in links:
+        click.echo(
+            f"  copy in {link.instance}: {link.local_id or '(being created)'} [{link.state}]"
+        )
+    for agreement, state in read.agreements_of_ticket(shared_uuid).items():
+        parked = read.parked_entry(agreement, shared_uuid)
+        extra = f"; parked: {parked.error}" if parked else ""
+        click.echo(f"  agreement {agreement}: {state}{extra}")
+    click.echo("  recent journal:")
+    for entry in read.journal(shared_uuid=shared_uuid, limit=15):
+        click.echo(
+            f"    {entry.at:%Y-%m-%d %H:%M:%S} {entry.action} {entry.outcome} "
+            f"{entry.source or '-'} → {entry.target or '-'}"
+            f"{' — ' + entry.reason if entry.reason else ''}"
+        )
+
+
+def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> None:
+    sending = {
+        name: agreement
+        for name, agreement in config.bridge.agreements.items()
+        if agreement.sender == instance
+    }
+    if not sending:
+        click.echo(f"No agreement has {instance} as sender, so its tickets are never shared.")
+        return
+    import jmespath
+
+    with engine_for(config) as engine:
+        record = engine.adapter(instance).get(local_id)
+        if record is None:
+            click.echo(f"{instance} has no ticket {local_id}.")
+            return
+        document = {
+            "subject": record.subject,
+            "status": record.status,
+            "tags": record.tags,
+            "custom_fields": record.custom_fields,
+            "id": record.human_id or record.local_id,
+        }
+        for name, agreement in sending.items():
+            if agreement.status != "accepted":
+                click.echo(f"  {name}: agreement is {agreement.status}; nothing is shared")
+            elif agreement.share_filter and not jmespath.search(agreement.share_filter, document):
+                click.echo(f"  {name}: does not match share_filter {agreement.share_filter!r}")
+            else:
+                click.echo(f"  {name}: matches; it will be shared on the next run")
+
+
+def _describe(agreement: str, item: Any) -> dict[str, Any]:
+    plan = item.plan
+    actions = []
+    if plan.create is not None:
+        actions.append(f"create in {plan.create_target}: {plan.create.subject!r}")
+    for write in plan.fields:
+        actions.append(f"set {write.name} in {write.target}: {write.before!r} → {write.after!r}")
+    for comment in plan.comments:
+        visibility = "public" if comment.draft.public else "private"
+        actions.append(f"add {visibility} comment {comment.source} → {comment.target}")
+    for note in plan.notes:
+        actions.append(f"{note.outcome} {note.action}: {note.reason}")
+    return {"agreement": agreement, "shared_uuid": item.shared_uuid, "actions": actions}
+
+
+def _has_effect(item: Any) -> bool:
+    return bool(item.plan.writes or item.plan.notes)
+
+
+def _redacted(value: Any, key: str = "") -> Any:
+    if isinstance(value, SecretStr):
+        return "**********"
+    if isinstance(value, dict):
+        return {k: _redacted(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, key) for v in value]
+    if value and any(word in key.lower() for word in SECRET_WORDS):
+        return "**********"
+    return value
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _print(table: Table, plain: list[str]) -> None:
+    if console.is_terminal:
+        console.print(table)
+    else:
+        for line in plain:
+            click.echo(line)
+
+
+def _mount_local_group() -> None:
+    # The embedded tracker's own commands; `nhd-bridge local --instance NAME ...` or --db PATH.
+    try:
+        from nhd_bridge.adapters.local_cli import local_group
+    except ImportError:  # pragma: no cover - the local adapter ships with the package
+        return
+    main.add_command(local_group, name="local")
+
+
+_mount_local_group()
+
+
+def run() -> None:  # pragma: no cover - console entry point
+    try:
+        main()
+    except PluginError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,860 @@
+"""One run of one agreement, both directions (design.md §3 and §4).
+
+For each side in turn (sender first): read the changes since that side's cursor, find the tickets
+this agreement carries (or should start carrying), plan each with :mod:`nhd_bridge.core.planner`,
+then write the plans through the adapters with the bookkeeping around every write:
+
+- a pending link is committed *before* a remote create, and the create leaves the shared uuid on
+  the remote record, so a crash in between is recovered by lookup, never by a second create;
+- a comment carries its shared uuid as a breadcrumb, so a crash after writing it and before its
+  link was stored finds it again on the target instead of writing it twice;
+- links, snapshots and journal lines of one ticket are committed in one transaction after its
+  writes; the cursor moves only after every ticket it covers was committed or parked;
+- a ticket whose write fails is parked with backoff; later changes to it wait behind it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import socket
+import uuid as uuid_module
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import jmespath
+
+from nhd_bridge.core.adapter import (
+    Adapter,
+    AdapterError,
+    AttachmentRef,
+    AttachmentUpload,
+    CommentDraft,
+    TicketChanges,
+    TicketDraft,
+    TicketRecord,
+    TransientError,
+)
+from nhd_bridge.core.config import AgreementConfig, LoadedConfig
+from nhd_bridge.core.model import nhd_uuid
+from nhd_bridge.core.planner import (
+    CommentWrite,
+    Copy,
+    Note,
+    Rules,
+    Side,
+    TicketPlan,
+    comment_uuids,
+    plan_ticket,
+)
+from nhd_bridge.core.run import Direction, RunSummary
+from nhd_bridge.core.state import AgreementRow, JournalEntry, StateStore, StateTx, utcnow
+
+__all__ = ["AgreementBusy", "AgreementRefused", "SyncEngine", "WorkItem"]
+
+log = logging.getLogger(__name__)
+
+PARK_BACKOFF = timedelta(seconds=30)
+LEASE_TTL = timedelta(minutes=30)
+
+
+class AgreementBusy(Exception):
+    """Another run of this agreement holds its lease."""
+
+
+class AgreementRefused(Exception):
+    """The agreement may not run as configured (for example a reactivation)."""
+
+
+@dataclass
+class WorkItem:
+    """One ticket to handle in this pass: its plan and what the bookkeeping needs."""
+
+    shared_uuid: str
+    plan: TicketPlan
+    origin: Copy
+    counterpart: Copy | None
+    sender_local_id: str
+    new_comment_links: list[tuple[str, str, str]] = field(default_factory=list)
+    new_share: bool = False
+
+
+@dataclass
+class _Pass:
+    """The mutable state of reading one side."""
+
+    side: Side
+    cursor: str | None
+    items: list[WorkItem] = field(default_factory=list)
+
+
+class SyncEngine:
+    """Runs agreements of one configuration against one state store."""
+
+    def __init__(
+        self,
+        config: LoadedConfig,
+        store: StateStore,
+        *,
+        adapters: dict[str, Adapter] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        holder: str | None = None,
+    ):
+        self.config = config
+        self.store = store
+        self.plugins = config.plugins
+        self._adapters: dict[str, Adapter] = dict(adapters or {})
+        self._clock = clock
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def adapter(self, instance: str) -> Adapter:
+        if instance not in self._adapters:
+            kind = self.config.bridge.instances[instance].kind
+            adapter_class = self.plugins.adapter_class(kind)
+            self._adapters[instance] = adapter_class(
+                instance, self.config.adapter_configs[instance]
+            )
+        return self._adapters[instance]
+
+    def run(self, agreement: str, *, dry_run: bool = False) -> RunSummary:
+        summary, _ = self._run(agreement, dry_run=dry_run)
+        return summary
+
+    def plan(self, agreement: str) -> tuple[RunSummary, list[WorkItem]]:
+        """What the next run would write; nothing is written anywhere."""
+        return self._run(agreement, dry_run=True)
+
+    def run_all(self, *, dry_run: bool = False) -> list[RunSummary]:
+        return [self.run(name, dry_run=dry_run) for name in self.config.bridge.agreements]
+
+    def close(self) -> None:
+        for adapter in self._adapters.values():
+            adapter.close()
+
+    # --- one run --------------------------------------------------------------------------------
+
+    def _run(self, name: str, *, dry_run: bool) -> tuple[RunSummary, list[WorkItem]]:
+        agreement = self.config.bridge.agreements[name]
+        summary = RunSummary(agreement=name, run_id=uuid_module.uuid4().hex[:16], dry_run=dry_run)
+        self._sync_agreement_row(name, agreement, dry_run)
+        if agreement.status != "accepted":
+            summary.skipped["agreement " + agreement.status] += 1
+            summary.errors.append(
+                f"agreement {name} is {agreement.status}: nothing syncs until it is accepted"
+            )
+            return summary, []
+        if not dry_run and not self.store.acquire_lease(name, self.holder, LEASE_TTL):
+            raise AgreementBusy(f"agreement {name} is being run by another worker; try later")
+        planned: list[WorkItem] = []
+        self.plugins.run_started(name, summary.run_id)
+        try:
+            rules = self._rules(name, agreement)
+            forced = set() if dry_run else self._recover_pending(rules, summary)
+            handled: set[str] = set()
+            for side in (rules.sender, rules.receiver):
+                planned += self._pass(rules, side, handled, forced, summary, dry_run)
+                forced = set()
+        finally:
+            if not dry_run:
+                self.store.release_lease(name, self.holder)
+            self.plugins.run_finished(summary)
+        return summary, planned
+
+    def _sync_agreement_row(self, name: str, agreement: AgreementConfig, dry_run: bool) -> None:
+        stored = self.store.read().agreement(name)
+        if stored and stored.status == "inactive" and agreement.status == "accepted":
+            raise AgreementRefused(
+                f"agreement {name} was deactivated and cannot be reactivated; "
+                "create a new agreement (a new name) to share again"
+            )
+        if dry_run:
+            return
+        row = AgreementRow(
+            name=name,
+            uuid=stored.uuid
+            if stored
+            else nhd_uuid(self.config.sharing_url(agreement.sender), "agreements", name),
+            sender=agreement.sender,
+            receiver=agreement.receiver,
+            status=agreement.status,
+            allows_public_comments=agreement.allows_public_comments,
+            sync_tags=agreement.sync_tags,
+            sync_custom_fields=agreement.sync_custom_fields,
+            deactivated_by=stored.deactivated_by if stored else None,
+        )
+        if stored != row:
+            with self.store.transaction() as tx:
+                tx.upsert_agreement(row)
+
+    def _rules(self, name: str, agreement: AgreementConfig) -> Rules:
+        def side(instance: str, role: Any) -> Side:
+            config = self.config.bridge.instances[instance]
+            return Side(
+                instance=instance,
+                role=role,
+                capabilities=self.adapter(instance).capabilities,
+                sharing_url=self.config.sharing_url(instance),
+                closed_statuses=frozenset(config.closed_statuses),
+            )
+
+        return Rules(
+            agreement, side(agreement.sender, "sender"), side(agreement.receiver, "receiver")
+        )
+
+    # --- crash recovery -------------------------------------------------------------------------
+
+    def _recover_pending(self, rules: Rules, summary: RunSummary) -> set[str]:
+        """Finish creates a crashed run left pending: find the copy by its breadcrumb."""
+        name = summary.agreement
+        forced: set[str] = set()
+        for side in (rules.sender, rules.receiver):
+            for link in self.store.read().pending_links(side.instance):
+                if self.store.read().agreement_ticket_state(name, link.shared_uuid) is None:
+                    continue
+                try:
+                    found = self.adapter(side.instance).find_by_shared_uuid(link.shared_uuid)
+                except AdapterError as error:
+                    summary.errors.append(f"recovery lookup on {side.instance} failed: {error}")
+                    continue
+                with self.store.transaction() as tx:
+                    if found is None:
+                        tx.drop_link(link.shared_uuid, side.instance)
+                        reason = "a create was interrupted before it happened; it will be redone"
+                    else:
+                        tx.put_link(link.shared_uuid, side.instance, found.local_id, "linked")
+                        reason = f"an interrupted create had succeeded: linked {found.local_id}"
+                    tx.record(
+                        JournalEntry(
+                            agreement=name,
+                            run_id=summary.run_id,
+                            action="recover",
+                            outcome="info",
+                            target=side.instance,
+                            shared_uuid=link.shared_uuid,
+                            local_id=found.local_id if found else None,
+                            reason=reason,
+                        )
+                    )
+                forced.add(link.shared_uuid)
+        return forced
+
+    # --- one side -------------------------------------------------------------------------------
+
+    def _pass(
+        self,
+        rules: Rules,
+        side: Side,
+        handled: set[str],
+        forced: set[str],
+        summary: RunSummary,
+        dry_run: bool,
+    ) -> list[WorkItem]:
+        name = summary.agreement
+        adapter = self.adapter(side.instance)
+        work = _Pass(side, self.store.read().cursor(name, side.instance))
+        share_filter = (
+            jmespath.compile(rules.agreement.share_filter) if rules.agreement.share_filter else None
+        )
+        now = self._clock()
+        parked = {row.shared_uuid: row for row in self.store.read().parked(name)}
+        seen: set[str] = set()
+        try:
+            for page in adapter.changed_since(work.cursor):
+                for record in page.tickets:
+                    summary.tickets_seen += 1
+                    self._consider(
+                        rules,
+                        side,
+                        record,
+                        handled,
+                        seen,
+                        parked,
+                        now,
+                        share_filter,
+                        work,
+                        summary,
+                    )
+                if page.cursor is not None:
+                    work.cursor = page.cursor
+        except AdapterError as error:
+            # A failed read changes nothing anywhere: no closes, no deletions, cursor kept.
+            message = (
+                f"reading changes from {side.instance} failed: {error}; nothing was written "
+                f"because of it and the next run reads again"
+            )
+            summary.errors.append(message)
+            if not dry_run:
+                self._journal_failure(name, summary, side.instance, None, None, "read", message)
+            return []
+
+        for shared_uuid in forced | {
+            uuid for uuid, row in parked.items() if row.next_attempt_at <= now
+        }:
+            if shared_uuid in seen or shared_uuid in handled:
+                continue
+            self._consider_again(rules, side, shared_uuid, parked, work, summary, seen)
+        handled |= seen
+
+        if not self._within_close_limit(rules, work, summary, dry_run):
+            return []
+        if dry_run:
+            return work.items
+        for item in work.items:
+            self._execute(rules, item, summary)
+        with self.store.transaction() as tx:
+            tx.put_cursor(name, side.instance, work.cursor)
+        return work.items
+
+    def _consider(
+        self,
+        rules: Rules,
+        side: Side,
+        record: TicketRecord,
+        handled: set[str],
+        seen: set[str],
+        parked: dict[str, Any],
+        now: datetime,
+        share_filter: Any,
+        work: _Pass,
+        summary: RunSummary,
+    ) -> None:
+        name = summary.agreement
+        read = self.store.read()
+        link = read.link_for_local(side.instance, record.local_id)
+        shared_uuid = link.shared_uuid if link else None
+        state = read.agreement_ticket_state(name, shared_uuid) if shared_uuid else None
+        if state is None:
+            if side.role != "sender" or not _matches(share_filter, record):
+                return
+            if link is None and record.shared_uuid and read.link(record.shared_uuid, side.instance):
+                return  # our own copy whose link another agreement is still recovering
+            shared_uuid = shared_uuid or nhd_uuid(side.sharing_url, "tickets", record.local_id)
+            other = read.link(shared_uuid, rules.other(side).instance)
+            if other is not None:
+                return  # already bridged to that instance under another agreement
+        elif state != "shared":
+            return
+        assert shared_uuid is not None
+        if shared_uuid in handled or shared_uuid in seen:
+            return
+        seen.add(shared_uuid)
+        row = parked.get(shared_uuid)
+        if row is not None and row.next_attempt_at > now:
+            summary.skipped["waiting behind a parked failure"] += 1
+            return
+        if row is not None:
+            summary.retried += 1
+        self._prepare(rules, side, record, shared_uuid, work, summary)
+
+    def _consider_again(
+        self,
+        rules: Rules,
+        side: Side,
+        shared_uuid: str,
+        parked: dict[str, Any],
+        work: _Pass,
+        summary: RunSummary,
+        seen: set[str],
+    ) -> None:
+        """A parked ticket due for retry, or one whose create was recovered: read it afresh."""
+        link = self.store.read().link(shared_uuid, side.instance)
+        local_id = link.local_id if link else None
+        if (
+            local_id is None
+            and shared_uuid in parked
+            and parked[shared_uuid].instance == side.instance
+        ):
+            local_id = parked[shared_uuid].local_id
+        if local_id is None:
+            return
+        seen.add(shared_uuid)
+        try:
+            record = self.adapter(side.instance).get(local_id)
+        except AdapterError as error:
+            self._park(rules, summary, shared_uuid, side.instance, local_id, error)
+            return
+        if record is None:
+            self._orphan(summary, shared_uuid, side.instance, local_id)
+            return
+        if shared_uuid in parked:
+            summary.retried += 1
+        self._prepare(rules, side, record, shared_uuid, work, summary)
+
+    def _prepare(
+        self,
+        rules: Rules,
+        side: Side,
+        record: TicketRecord,
+        shared_uuid: str,
+        work: _Pass,
+        summary: RunSummary,
+    ) -> None:
+        """Plan one ticket, reading the other copy only when this one changed."""
+        name = summary.agreement
+        read = self.store.read()
+        links = read.comment_links(shared_uuid)
+        uuids, missing = comment_uuids(record, side, links.get(side.instance, {}))
+        copy = Copy(side, record, read.snapshot(name, shared_uuid, side.instance), uuids)
+        if copy.snapshot is not None and _unchanged(rules, copy):
+            return  # an echo of our own writes, or a change nothing here carries
+        other_side = rules.other(side)
+        other_link = read.link(shared_uuid, other_side.instance)
+        counterpart: Copy | None = None
+        if other_link is not None and other_link.local_id is not None:
+            try:
+                other_record = self.adapter(other_side.instance).get(other_link.local_id)
+            except AdapterError as error:
+                self._park(rules, summary, shared_uuid, side.instance, record.local_id, error)
+                return
+            if other_record is None:
+                self._orphan(summary, shared_uuid, other_side.instance, other_link.local_id)
+                return
+            other_uuids, other_missing = comment_uuids(
+                other_record, other_side, links.get(other_side.instance, {})
+            )
+            counterpart = Copy(
+                other_side,
+                other_record,
+                read.snapshot(name, shared_uuid, other_side.instance),
+                other_uuids,
+            )
+            missing_links = [(u, side.instance, lid) for u, lid in missing] + [
+                (u, other_side.instance, lid) for u, lid in other_missing
+            ]
+        elif side.role == "receiver":
+            return  # the sender's copy is gone or pending; the sender pass handles it
+        else:
+            missing_links = [(u, side.instance, lid) for u, lid in missing]
+        if side.role == "sender":
+            plan = plan_ticket(rules, shared_uuid, copy, counterpart)
+            sender_local = record.local_id
+        else:
+            assert counterpart is not None
+            plan = plan_ticket(rules, shared_uuid, counterpart, copy)
+            sender_local = counterpart.record.local_id
+        work.items.append(
+            WorkItem(
+                shared_uuid=shared_uuid,
+                plan=plan,
+                origin=copy,
+                counterpart=counterpart,
+                sender_local_id=sender_local,
+                new_comment_links=missing_links,
+                new_share=counterpart is None,
+            )
+        )
+
+    def _within_close_limit(
+        self, rules: Rules, work: _Pass, summary: RunSummary, dry_run: bool
+    ) -> bool:
+        limit = rules.agreement.max_closes_per_run
+        closing = [
+            item
+            for item in work.items
+            if item.plan.closes_on(rules.sender) or item.plan.closes_on(rules.receiver)
+        ]
+        if len(closing) <= limit:
+            return True
+        message = (
+            f"this run would close {len(closing)} tickets, more than max_closes_per_run "
+            f"({limit}) allows; nothing was written. If this is intended, raise "
+            f"max_closes_per_run for agreement {summary.agreement} and run again"
+        )
+        summary.errors.append(message)
+        if not dry_run:
+            self._journal_failure(
+                summary.agreement, summary, work.side.instance, None, None, "guard", message
+            )
+        return False
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def _execute(self, rules: Rules, item: WorkItem, summary: RunSummary) -> None:
+        name = summary.agreement
+        plan = item.plan
+        journal: list[JournalEntry] = []
+        local_ids = {item.origin.side.instance: item.origin.record.local_id}
+        if item.counterpart is not None:
+            local_ids[item.counterpart.side.instance] = item.counterpart.record.local_id
+        written_comments: list[tuple[str, str, str]] = []
+        created: TicketRecord | None = None
+        try:
+            if plan.create is not None:
+                created = self._create(rules, item, summary, journal)
+                local_ids[rules.receiver.instance] = created.local_id
+            for target, changes in plan.updates().items():
+                self._update(rules, item, target, changes, local_ids[target], summary, journal)
+            for write in plan.comments:
+                local = self._comment(rules, item, write, local_ids[write.target], summary, journal)
+                if local is not None:
+                    written_comments.append((write.comment_uuid, write.target, local))
+        except AdapterError as error:
+            with self.store.transaction() as tx:
+                self._commit_links(tx, item, created, written_comments)
+                for entry in journal:
+                    tx.record(entry)
+            failing = item.origin
+            self._park(
+                rules,
+                summary,
+                item.shared_uuid,
+                failing.side.instance,
+                failing.record.local_id,
+                error,
+            )
+            return
+        snapshots = dict(plan.snapshots)
+        if created is not None:
+            state = rules.state(created, rules.receiver)
+            state["comments"] = sorted(
+                write.comment_uuid
+                for write in plan.comments
+                if write.target == rules.receiver.instance
+            )
+            snapshots[rules.receiver.instance] = state
+        with self.store.transaction() as tx:
+            self._commit_links(tx, item, created, written_comments)
+            for instance, snapshot in snapshots.items():
+                tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
+            for note in plan.notes:
+                journal.append(self._note_entry(summary, item, note))
+            for entry in journal:
+                tx.record(entry)
+            tx.unpark(name, item.shared_uuid)
+        summary.conflicts += sum(1 for note in plan.notes if note.outcome == "conflict")
+        for note in plan.notes:
+            if note.outcome == "skipped":
+                summary.skipped[note.action] += 1
+
+    def _create(
+        self, rules: Rules, item: WorkItem, summary: RunSummary, journal: list[JournalEntry]
+    ) -> TicketRecord:
+        name = summary.agreement
+        draft = item.plan.create
+        assert draft is not None
+        direction = Direction(name, rules.sender.instance, rules.receiver.instance, "outbound")
+        fields = {
+            "subject": draft.subject,
+            "status": draft.status,
+            "tags": draft.tags,
+            "custom_fields": draft.custom_fields,
+        }
+        self.plugins.transform_ticket(direction, fields)
+        draft = TicketDraft(
+            shared_uuid=draft.shared_uuid,
+            subject=fields.get("subject") or draft.subject,
+            status=fields.get("status"),
+            requester=draft.requester,
+            requested_at=draft.requested_at,
+            original_id=draft.original_id,
+            tags=fields.get("tags"),
+            custom_fields=fields.get("custom_fields"),
+        )
+        # The pending link goes in first: if we die after the create, the next run looks the
+        # copy up by its breadcrumb instead of creating a second one.
+        with self.store.transaction() as tx:
+            tx.add_shared_ticket(item.shared_uuid, rules.sender.instance, draft.original_id)
+            tx.put_link(item.shared_uuid, rules.sender.instance, item.sender_local_id, "linked")
+            tx.put_link(item.shared_uuid, rules.receiver.instance, None, "pending")
+            tx.share(name, item.shared_uuid)
+        created = self.adapter(rules.receiver.instance).create(draft)
+        summary.writes["create"] += 1
+        journal.append(
+            JournalEntry(
+                agreement=name,
+                run_id=summary.run_id,
+                action="create",
+                outcome="written",
+                source=rules.sender.instance,
+                target=rules.receiver.instance,
+                shared_uuid=item.shared_uuid,
+                local_id=created.local_id,
+                after={"subject": draft.subject, "status": draft.status},
+                reason=f"shared {item.sender_local_id} of {rules.sender.instance}",
+            )
+        )
+        return created
+
+    def _update(
+        self,
+        rules: Rules,
+        item: WorkItem,
+        target: str,
+        changes: TicketChanges,
+        local_id: str,
+        summary: RunSummary,
+        journal: list[JournalEntry],
+    ) -> None:
+        name = summary.agreement
+        source = rules.other(rules.sender if target == rules.sender.instance else rules.receiver)
+        way = "outbound" if source.role == "sender" else "inbound"
+        fields = {
+            key: value
+            for key, value in (
+                ("subject", changes.subject),
+                ("status", changes.status),
+                ("tags", changes.tags),
+                ("custom_fields", changes.custom_fields),
+            )
+            if value is not None
+        }
+        self.plugins.transform_ticket(Direction(name, source.instance, target, way), fields)
+        changes = TicketChanges(**fields)
+        if changes.is_empty():
+            return
+        self.adapter(target).update(local_id, changes)
+        summary.writes["update"] += 1
+        for write in item.plan.fields:
+            if write.target == target:
+                journal.append(
+                    JournalEntry(
+                        agreement=name,
+                        run_id=summary.run_id,
+                        action="update",
+                        outcome="written",
+                        source=write.source,
+                        target=target,
+                        shared_uuid=item.shared_uuid,
+                        local_id=local_id,
+                        field=write.name,
+                        before=write.before,
+                        after=write.after,
+                        reason=f"{write.name} changed on {write.source}",
+                    )
+                )
+
+    def _comment(
+        self,
+        rules: Rules,
+        item: WorkItem,
+        write: CommentWrite,
+        local_id: str,
+        summary: RunSummary,
+        journal: list[JournalEntry],
+    ) -> str | None:
+        name = summary.agreement
+        source = rules.sender if write.source == rules.sender.instance else rules.receiver
+        target = rules.other(source)
+        direction = Direction(name, source.instance, target.instance, _way(source))
+        draft = write.draft
+        was_private = not draft.public
+        reason = self.plugins.transform_comment(direction, draft)
+        entry = JournalEntry(
+            agreement=name,
+            run_id=summary.run_id,
+            action="comment",
+            outcome="written",
+            source=source.instance,
+            target=target.instance,
+            shared_uuid=item.shared_uuid,
+            after={"comment": write.comment_uuid, "public": draft.public},
+        )
+        if reason:
+            entry.outcome, entry.reason = "skipped", f"kept out by a plugin: {reason}"
+            journal.append(entry)
+            summary.skipped["comment"] += 1
+            return None
+        if was_private and draft.public:
+            draft.public = False  # a hook may narrow visibility, never widen it
+            entry.reason = "a plugin tried to make a private comment public; it stays private"
+        self._attachments(rules, source, target, write, draft)
+        local = self.adapter(target.instance).add_comment(local_id, draft)
+        summary.writes["comment"] += 1
+        entry.local_id = local_id
+        entry.after = {"comment": write.comment_uuid, "public": draft.public, "local_id": local}
+        entry.reason = entry.reason or (
+            f"{'public' if draft.public else 'private'} comment from {source.instance}"
+        )
+        journal.append(entry)
+        return local
+
+    def _attachments(
+        self, rules: Rules, source: Side, target: Side, write: CommentWrite, draft: CommentDraft
+    ) -> None:
+        policy = rules.agreement.attachments
+        left_out: list[str] = []
+        for ref in write.original.attachments:
+            why = _attachment_refusal(ref, policy.max_bytes, policy.allowed_types, target)
+            if why:
+                left_out.append(f"[attachment {ref.filename!r} was not copied: {why}]")
+                continue
+            opener = partial(self.adapter(source.instance).open_attachment, ref)
+            draft.attachments.append(
+                AttachmentUpload(
+                    filename=ref.filename,
+                    open=opener,
+                    content_type=ref.content_type,
+                    size=ref.size,
+                )
+            )
+        if left_out:
+            draft.body = "\n\n".join([draft.body, *left_out])
+
+    def _commit_links(
+        self,
+        tx: StateTx,
+        item: WorkItem,
+        created: TicketRecord | None,
+        written_comments: list[tuple[str, str, str]],
+    ) -> None:
+        if created is not None:
+            tx.put_link(item.shared_uuid, created_instance(item), created.local_id, "linked")
+        for comment_uuid, instance, local_id in item.new_comment_links:
+            tx.put_comment_link(comment_uuid, instance, item.shared_uuid, local_id)
+        for comment_uuid, instance, local_id in written_comments:
+            tx.put_comment_link(comment_uuid, instance, item.shared_uuid, local_id)
+
+    # --- failures -------------------------------------------------------------------------------
+
+    def _park(
+        self,
+        rules: Rules,
+        summary: RunSummary,
+        shared_uuid: str,
+        instance: str,
+        local_id: str,
+        error: AdapterError,
+    ) -> None:
+        backoff = PARK_BACKOFF
+        if isinstance(error, TransientError) and error.retry_after:
+            backoff = max(backoff, timedelta(seconds=error.retry_after))
+        with self.store.transaction() as tx:
+            row = tx.park(summary.agreement, shared_uuid, instance, local_id, str(error), backoff)
+            tx.record(
+                JournalEntry(
+                    agreement=summary.agreement,
+                    run_id=summary.run_id,
+                    action="park",
+                    outcome="failed",
+                    source=instance,
+                    shared_uuid=shared_uuid,
+                    local_id=local_id,
+                    reason=f"{error} (attempt {row.attempts}; next try after "
+                    f"{row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC)",
+                )
+            )
+        summary.parked += 1
+        summary.errors.append(f"ticket {local_id} of {instance} parked: {error}")
+        self.plugins.ticket_parked(summary.agreement, shared_uuid, str(error))
+
+    def _orphan(self, summary: RunSummary, shared_uuid: str, instance: str, local_id: str) -> None:
+        """A copy was deleted: the other copy stays, the link is marked and journaled."""
+        with self.store.transaction() as tx:
+            tx.put_link(shared_uuid, instance, local_id, "orphaned")
+            tx.set_agreement_ticket_state(summary.agreement, shared_uuid, "orphaned")
+            tx.unpark(summary.agreement, shared_uuid)
+            tx.record(
+                JournalEntry(
+                    agreement=summary.agreement,
+                    run_id=summary.run_id,
+                    action="orphan",
+                    outcome="info",
+                    target=instance,
+                    shared_uuid=shared_uuid,
+                    local_id=local_id,
+                    reason=f"ticket {local_id} was deleted in {instance}; the other copy is kept "
+                    "and no longer syncs",
+                )
+            )
+        summary.skipped["orphaned"] += 1
+
+    def _journal_failure(
+        self,
+        agreement: str,
+        summary: RunSummary,
+        instance: str | None,
+        shared_uuid: str | None,
+        local_id: str | None,
+        action: str,
+        reason: str,
+    ) -> None:
+        with self.store.transaction() as tx:
+            tx.record(
+                JournalEntry(
+                    agreement=agreement,
+                    run_id=summary.run_id,
+                    action=action,
+                    outcome="failed",
+                    source=instance,
+                    shared_uuid=shared_uuid,
+                    local_id=local_id,
+                    reason=reason,
+                )
+            )
+
+    def _note_entry(self, summary: RunSummary, item: WorkItem, note: Note) -> JournalEntry:
+        return JournalEntry(
+            agreement=summary.agreement,
+            run_id=summary.run_id,
+            action=note.action,
+            outcome=note.outcome,
+            source=note.source,
+            target=note.target,
+            shared_uuid=item.shared_uuid,
+            field=note.field,
+            before=note.before,
+            after=note.after,
+            reason=note.reason,
+        )
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def created_instance(item: WorkItem) -> str:
+    assert item.plan.create_target is not None
+    return item.plan.create_target
+
+
+def _way(source: Side) -> Any:
+    return "outbound" if source.role == "sender" else "inbound"
+
+
+def _matches(share_filter: Any, record: TicketRecord) -> bool:
+    if share_filter is None:
+        return True
+    document = {
+        "subject": record.subject,
+        "status": record.status,
+        "tags": list(record.tags),
+        "custom_fields": dict(record.custom_fields),
+        "requester": record.requester.model_dump() if record.requester else None,
+        "id": record.human_id or record.local_id,
+    }
+    return bool(share_filter.search(document))
+
+
+def _unchanged(rules: Rules, copy: Copy) -> bool:
+    assert copy.snapshot is not None
+    state = rules.state(copy.record, copy.side)
+    fields_same = all(copy.snapshot.get(key) == value for key, value in state.items())
+    return fields_same and copy.comment_set <= set(copy.snapshot.get("comments", ()))
+
+
+def _attachment_refusal(
+    ref: AttachmentRef, max_bytes: int, allowed: list[str] | None, target: Side
+) -> str | None:
+    if not target.capabilities.attachments:
+        return f"{target.instance} does not take attachments"
+    limit = min(max_bytes, target.capabilities.max_attachment_bytes or max_bytes)
+    if ref.size is not None and ref.size > limit:
+        return f"it is {_size(ref.size)}, over the {_size(limit)} limit"
+    if allowed is not None:
+        kind = ref.content_type or "application/octet-stream"
+        if not any(fnmatch.fnmatch(kind, pattern) for pattern in allowed):
+            return f"type {kind} is not in the agreement's allowed_types"
+    return None
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KiB", "MiB"):
+        if count < 1024 or unit == "MiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return f"{count} bytes"

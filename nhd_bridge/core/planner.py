@@ -1,0 +1,479 @@
+"""Deciding what one shared ticket needs, without touching any tracker or the store.
+
+Given both copies of a ticket, each with its snapshot as last synced under an agreement, and the
+agreement's rules, :func:`plan_ticket` says which fields and comments go which way, and why others
+do not. Everything here is pure, so each rule of scenarios.md can be tested in isolation.
+
+A *state* is the comparable form of one copy, keyed by canonical field names: ``subject``,
+``status``, ``tags`` (when tags sync) and ``cf:<sender field name>`` for each mapped custom field.
+A *snapshot* is the state of a copy as last synced, plus ``comments``: the shared uuids of every
+comment already handled on that copy (copied, or deliberately kept out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from nhd_bridge.core.adapter import (
+    Capabilities,
+    CommentDraft,
+    CommentRecord,
+    TicketChanges,
+    TicketDraft,
+    TicketRecord,
+)
+from nhd_bridge.core.config import AgreementConfig
+from nhd_bridge.core.model import nhd_uuid
+
+__all__ = [
+    "CommentWrite",
+    "Copy",
+    "Note",
+    "Rules",
+    "Side",
+    "TicketPlan",
+    "comment_uuids",
+    "plan_ticket",
+]
+
+Role = Literal["sender", "receiver"]
+CUSTOM = "cf:"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of an agreement as the planner needs it."""
+
+    instance: str
+    role: Role
+    capabilities: Capabilities
+    sharing_url: str
+    closed_statuses: frozenset[str] = frozenset({"solved", "closed"})
+
+    @property
+    def way_from_here(self) -> str:
+        return "outbound" if self.role == "sender" else "inbound"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """An agreement and its two sides: everything the planner needs to know about the link."""
+
+    agreement: AgreementConfig
+    sender: Side
+    receiver: Side
+
+    def other(self, side: Side) -> Side:
+        return self.receiver if side.role == "sender" else self.sender
+
+    @property
+    def field_names(self) -> list[str]:
+        names = ["subject", "status"]
+        if self.agreement.sync_tags:
+            names.append("tags")
+        if self.agreement.sync_custom_fields:
+            names += [CUSTOM + source for source in self.agreement.custom_fields]
+        return names
+
+    def local_field(self, name: str, side: Side) -> str:
+        """A canonical custom-field name as the given side calls that field."""
+        source_name = name.removeprefix(CUSTOM)
+        if side.role == "sender":
+            return source_name
+        return self.agreement.custom_fields[source_name]
+
+    def status_table(self, source: Side) -> dict[str, str] | None:
+        maps = self.agreement.status_map
+        return maps.outbound if source.role == "sender" else maps.inbound
+
+    def state(self, record: TicketRecord, side: Side) -> dict[str, Any]:
+        """The comparable state of a copy: whitespace, order and empty values do not count."""
+        state: dict[str, Any] = {
+            "subject": " ".join(record.subject.split()),
+            "status": record.status.strip(),
+        }
+        if self.agreement.sync_tags:
+            state["tags"] = _normal_tags(record.tags)
+        if self.agreement.sync_custom_fields:
+            for source_name in self.agreement.custom_fields:
+                local = self.local_field(CUSTOM + source_name, side)
+                state[CUSTOM + source_name] = _normal_value(record.custom_fields.get(local))
+        return state
+
+
+@dataclass
+class Copy:
+    """One side's copy of the ticket: the record, its snapshot (None if never synced under this
+    agreement) and the shared uuid of each of its comments by local comment id."""
+
+    side: Side
+    record: TicketRecord
+    snapshot: dict[str, Any] | None
+    uuids: dict[str, str]
+
+    @property
+    def comment_set(self) -> set[str]:
+        return set(self.uuids.values())
+
+
+@dataclass
+class Note:
+    """Something the journal must say about this ticket: a skip, a conflict, a mapping gap."""
+
+    action: str
+    outcome: Literal["skipped", "conflict", "info"]
+    reason: str
+    source: str | None = None
+    target: str | None = None
+    field: str | None = None
+    before: Any = None
+    after: Any = None
+
+
+@dataclass
+class CommentWrite:
+    """A comment to copy: its shared uuid, where it comes from and the draft for the target."""
+
+    comment_uuid: str
+    source: str
+    target: str
+    draft: CommentDraft
+    original: CommentRecord
+
+
+@dataclass
+class FieldWrite:
+    """A field to change on one copy, with the value it had, for the journal."""
+
+    target: str
+    source: str
+    name: str
+    before: Any
+    after: Any
+
+
+@dataclass
+class TicketPlan:
+    """Everything one agreement run will do for one shared ticket."""
+
+    shared_uuid: str
+    create: TicketDraft | None = None
+    create_target: str | None = None
+    fields: list[FieldWrite] = field(default_factory=list)
+    comments: list[CommentWrite] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> int:
+        return (1 if self.create else 0) + len(self.updates()) + len(self.comments)
+
+    def updates(self) -> dict[str, TicketChanges]:
+        """The field writes grouped into one change set per target instance."""
+        grouped: dict[str, TicketChanges] = {}
+        for write in self.fields:
+            changes = grouped.setdefault(write.target, TicketChanges())
+            if write.name == "subject":
+                changes.subject = write.after
+            elif write.name == "status":
+                changes.status = write.after
+            elif write.name == "tags":
+                changes.tags = list(write.after or [])
+            else:
+                changes.custom_fields = {**(changes.custom_fields or {}), write.name: write.after}
+        return grouped
+
+    def closes_on(self, side: Side) -> bool:
+        """Whether this plan moves the ticket into a closing status on ``side``."""
+        if self.create is not None and self.create_target == side.instance:
+            return False  # a copy born closed closes nothing that was open
+        return any(
+            write.target == side.instance
+            and write.name == "status"
+            and write.after in side.closed_statuses
+            for write in self.fields
+        )
+
+
+def comment_uuids(
+    record: TicketRecord, side: Side, links: dict[str, str | None]
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Shared uuid of every comment on one copy, and the ``(uuid, local id)`` links the store
+    lacks. A comment is known by its link, else by the breadcrumb we left when we wrote it (a crash
+    came between the write and the link), else a person wrote it here and it gets a uuid minted
+    from this instance's sharing URL."""
+    by_local = {local: uuid for uuid, local in links.items() if local is not None}
+    uuids: dict[str, str] = {}
+    missing: list[tuple[str, str]] = []
+    for comment in record.comments:
+        uuid = by_local.get(comment.local_id)
+        if uuid is None:
+            uuid = comment.shared_uuid or nhd_uuid(side.sharing_url, "comments", comment.local_id)
+            missing.append((uuid, comment.local_id))
+        uuids[comment.local_id] = uuid
+    return uuids, missing
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+
+def plan_ticket(rules: Rules, shared_uuid: str, sender: Copy, receiver: Copy | None) -> TicketPlan:
+    """Plan one ticket under one agreement. ``receiver`` is ``None`` when it is not shared yet."""
+    plan = TicketPlan(shared_uuid)
+    if receiver is None:
+        _plan_share(rules, plan, sender)
+        return plan
+    _plan_fields(rules, plan, sender, receiver)
+    _plan_comments(rules, plan, sender, receiver)
+    _plan_comments(rules, plan, receiver, sender)
+    for copy in (sender, receiver):
+        plan.snapshots[copy.side.instance] = _snapshot_after(rules, plan, copy)
+    return plan
+
+
+def _plan_share(rules: Rules, plan: TicketPlan, sender: Copy) -> None:
+    record, target = sender.record, rules.receiver
+    status = _translate_status(rules, record.status, sender.side, target)
+    if status is _UNMAPPABLE:
+        plan.notes.append(_unmappable_note(rules, "status", record.status, sender.side, target))
+        status = None
+    draft = TicketDraft(
+        shared_uuid=plan.shared_uuid,
+        subject=record.subject,
+        status=status,
+        requester=record.requester,
+        requested_at=record.requested_at,
+        original_id=record.human_id or record.local_id,
+    )
+    if rules.agreement.sync_tags and target.capabilities.tags:
+        draft.tags = _normal_tags(record.tags)
+    if rules.agreement.sync_custom_fields and target.capabilities.custom_fields:
+        draft.custom_fields = {
+            rules.local_field(CUSTOM + name, target): value
+            for name in rules.agreement.custom_fields
+            if (value := _normal_value(record.custom_fields.get(name))) is not None
+        }
+    plan.create, plan.create_target = draft, target.instance
+    # Every comment of the sender is new to a copy that does not exist yet.
+    blank = TicketRecord(local_id="", subject="", status="", updated_at=record.updated_at)
+    _plan_comments(rules, plan, sender, Copy(target, blank, None, {}))
+    plan.snapshots[sender.side.instance] = _snapshot_after(rules, plan, sender)
+
+
+def _plan_fields(rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy) -> None:
+    states = {
+        sender.side.instance: rules.state(sender.record, sender.side),
+        receiver.side.instance: rules.state(receiver.record, receiver.side),
+    }
+    # Without a snapshot (a copy linked by crash recovery) the sender's values are the truth.
+    changed = {
+        sender.side.instance: lambda name: (
+            sender.snapshot is None
+            or sender.snapshot.get(name) != states[sender.side.instance][name]
+        ),
+        receiver.side.instance: lambda name: (
+            receiver.snapshot is not None
+            and receiver.snapshot.get(name) != states[receiver.side.instance][name]
+        ),
+    }
+    for name in rules.field_names:
+        s_changed = changed[sender.side.instance](name)
+        r_changed = changed[receiver.side.instance](name)
+        if not (s_changed or r_changed):
+            continue
+        if name == "status" and not rules.agreement.allows_public_comments:
+            for copy, moved in ((sender, s_changed), (receiver, r_changed)):
+                if moved and copy.snapshot is not None:
+                    plan.notes.append(
+                        Note(
+                            "status",
+                            "skipped",
+                            "partial delegation: a status change stays on the side that made it",
+                            source=copy.side.instance,
+                            target=rules.other(copy.side).instance,
+                            field="status",
+                            after=states[copy.side.instance]["status"],
+                        )
+                    )
+            continue
+        winner, loser = _winner(rules, name, sender, receiver, s_changed, r_changed)
+        won = states[winner.side.instance][name]
+        lost = states[loser.side.instance][name]
+        value = _translate(rules, name, won, winner.side, loser.side)
+        if value is _UNMAPPABLE:
+            plan.notes.append(_unmappable_note(rules, name, won, winner.side, loser.side))
+            continue
+        if value == lost:
+            continue  # both sides already agree
+        if s_changed and r_changed:
+            policy = rules.agreement.conflicts.for_field(name.removeprefix(CUSTOM))
+            plan.notes.append(
+                Note(
+                    name,
+                    "conflict",
+                    f"both sides changed {name}; policy {policy!r} kept "
+                    f"{winner.side.instance}'s value, {loser.side.instance}'s was overwritten",
+                    source=winner.side.instance,
+                    target=loser.side.instance,
+                    field=name,
+                    before=lost,
+                    after=won,
+                )
+            )
+        if not _target_holds(name, loser.side):
+            continue
+        local_name = rules.local_field(name, loser.side) if name.startswith(CUSTOM) else name
+        plan.fields.append(
+            FieldWrite(loser.side.instance, winner.side.instance, local_name, lost, value)
+        )
+
+
+def _winner(
+    rules: Rules, name: str, sender: Copy, receiver: Copy, s_changed: bool, r_changed: bool
+) -> tuple[Copy, Copy]:
+    if s_changed != r_changed:
+        return (sender, receiver) if s_changed else (receiver, sender)
+    policy = rules.agreement.conflicts.for_field(name.removeprefix(CUSTOM))
+    if policy == "sender":
+        return sender, receiver
+    if policy == "receiver":
+        return receiver, sender
+    # "newest": the copy updated last wins; a tie goes to the sender, who owns the ticket.
+    if receiver.record.updated_at > sender.record.updated_at:
+        return receiver, sender
+    return sender, receiver
+
+
+_UNMAPPABLE: Any = object()
+
+
+def _translate(rules: Rules, name: str, value: Any, source: Side, target: Side) -> Any:
+    if name == "status":
+        return _translate_status(rules, value, source, target)
+    return value
+
+
+def _translate_status(rules: Rules, value: str, source: Side, target: Side) -> Any:
+    table = rules.status_table(source)
+    if table is not None:
+        return table.get(value, _UNMAPPABLE)
+    allowed = target.capabilities.statuses
+    if allowed is not None and value not in allowed:
+        return _UNMAPPABLE
+    return value
+
+
+def _unmappable_note(rules: Rules, name: str, value: Any, source: Side, target: Side) -> Note:
+    return Note(
+        name,
+        "skipped",
+        f"{name} {value!r} of {source.instance} cannot be mapped to {target.instance}; "
+        f"{target.instance} keeps its value. Add {value!r} to the agreement's "
+        f"status_map.{source.way_from_here}",
+        source=source.instance,
+        target=target.instance,
+        field=name,
+        after=value,
+    )
+
+
+def _target_holds(name: str, target: Side) -> bool:
+    if name == "tags":
+        return target.capabilities.tags
+    if name.startswith(CUSTOM):
+        return target.capabilities.custom_fields
+    return True
+
+
+def _plan_comments(rules: Rules, plan: TicketPlan, source: Copy, target: Copy) -> None:
+    handled = set(source.snapshot["comments"]) if source.snapshot else set()
+    on_target = target.comment_set
+    for comment in source.record.comments:
+        uuid = source.uuids[comment.local_id]
+        if uuid in on_target or uuid in handled:
+            continue
+        public = comment.public
+        if public and source.side.role == "receiver" and not rules.agreement.allows_public_comments:
+            public = False
+            plan.notes.append(
+                Note(
+                    "comment",
+                    "info",
+                    "partial delegation: the receiver's public comment arrives private",
+                    source=source.side.instance,
+                    target=target.side.instance,
+                    after=uuid,
+                )
+            )
+        if not public and not target.side.capabilities.private_comments:
+            plan.notes.append(
+                Note(
+                    "comment",
+                    "skipped",
+                    f"private comment kept out: {target.side.instance} has no private comments",
+                    source=source.side.instance,
+                    target=target.side.instance,
+                    after=uuid,
+                )
+            )
+            continue
+        draft = CommentDraft(
+            shared_uuid=uuid,
+            body=_attributed_body(comment, source.side, target.side),
+            public=public,
+            author=comment.author,
+            authored_at=comment.authored_at,
+            html_body=comment.html_body,
+        )
+        plan.comments.append(
+            CommentWrite(uuid, source.side.instance, target.side.instance, draft, comment)
+        )
+
+
+def _attributed_body(comment: CommentRecord, source: Side, target: Side) -> str:
+    """Where the target cannot set the author, the body says who wrote it and where."""
+    if target.capabilities.comment_author or comment.author is None:
+        return comment.body
+    who = comment.author.name or comment.author.uuid
+    return f"{who} wrote on {source.instance}:\n\n{comment.body}"
+
+
+def _snapshot_after(rules: Rules, plan: TicketPlan, copy: Copy) -> dict[str, Any]:
+    state = rules.state(copy.record, copy.side)
+    for write in plan.fields:
+        if write.target != copy.side.instance:
+            continue
+        if write.name in ("subject", "status"):
+            state[write.name] = write.after
+        elif write.name == "tags":
+            state["tags"] = _normal_tags(write.after or [])
+        else:
+            canonical = _canonical_custom(rules, write.name, copy.side)
+            state[canonical] = _normal_value(write.after)
+    comments = copy.comment_set | {
+        write.comment_uuid for write in plan.comments if write.target == copy.side.instance
+    }
+    state["comments"] = sorted(comments)
+    return state
+
+
+def _canonical_custom(rules: Rules, local_name: str, side: Side) -> str:
+    if side.role == "sender":
+        return CUSTOM + local_name
+    for source_name, target_name in rules.agreement.custom_fields.items():
+        if target_name == local_name:
+            return CUSTOM + source_name
+    return CUSTOM + local_name
+
+
+def _normal_tags(tags: list[str]) -> list[str]:
+    return sorted({tag.strip() for tag in tags if tag.strip()})
+
+
+def _normal_value(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+    if value in ("", [], {}):
+        return None
+    return value

@@ -1,0 +1,21 @@
+"""The state store (SQLAlchemy Core): SQLite by default, PostgreSQL when workers share the work."""
+
+from nhd_bridge.core.state.store import (
+    AgreementRow,
+    JournalEntry,
+    LinkRow,
+    ParkedRow,
+    StateStore,
+    StateTx,
+    utcnow,
+)
+
+__all__ = [
+    "AgreementRow",
+    "JournalEntry",
+    "LinkRow",
+    "ParkedRow",
+    "StateStore",
+    "StateTx",
+    "utcnow",
+]

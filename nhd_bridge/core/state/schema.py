@@ -1,0 +1,215 @@
+"""The state store's tables and their versioned migrations (SQLAlchemy Core).
+
+The schema version lives in ``nhd_meta``; :func:`migrate` applies every step newer than it, each
+in its own transaction, so a store written by an older release is upgraded in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
+
+metadata = MetaData()
+
+UUID = String(64)
+NAME = String(200)
+LOCAL_ID = String(255)
+
+meta = Table(
+    "nhd_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+agreements = Table(
+    "nhd_agreements",
+    metadata,
+    Column("name", NAME, primary_key=True),
+    Column("uuid", UUID, nullable=False, unique=True),
+    Column("sender", NAME, nullable=False),
+    Column("receiver", NAME, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("allows_public_comments", Boolean, nullable=False),
+    Column("sync_tags", Boolean, nullable=False),
+    Column("sync_custom_fields", Boolean, nullable=False),
+    Column("deactivated_by", String(16)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+shared_tickets = Table(
+    "nhd_shared_tickets",
+    metadata,
+    Column("uuid", UUID, primary_key=True),
+    Column("origin_instance", NAME, nullable=False),
+    Column("original_id", String(255)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Where each instance holds its copy. local_id is NULL while the create is in flight: that
+# pending row is what lets a crashed run find the copy again instead of creating a second one.
+ticket_links = Table(
+    "nhd_ticket_links",
+    metadata,
+    Column("shared_uuid", UUID, primary_key=True),
+    Column("instance", NAME, primary_key=True),
+    Column("local_id", LOCAL_ID),
+    Column("state", String(16), nullable=False),  # pending | linked | orphaned
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("instance", "local_id", name="uq_ticket_link_local"),
+)
+
+# Which shared tickets travel under which agreement.
+agreement_tickets = Table(
+    "nhd_agreement_tickets",
+    metadata,
+    Column("agreement", NAME, primary_key=True),
+    Column("shared_uuid", UUID, primary_key=True),
+    Column("state", String(16), nullable=False),  # shared | unshared | orphaned
+    Column("shared_at", DateTime(timezone=True), nullable=False),
+)
+
+comment_links = Table(
+    "nhd_comment_links",
+    metadata,
+    Column("comment_uuid", UUID, primary_key=True),
+    Column("instance", NAME, primary_key=True),
+    Column("shared_uuid", UUID, nullable=False),
+    Column("local_id", LOCAL_ID),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_comment_link_local", "instance", "local_id"),
+    Index("ix_comment_link_ticket", "shared_uuid", "instance"),
+)
+
+# What one side of one agreement looked like when it was last synced: diffs are taken against it.
+snapshots = Table(
+    "nhd_snapshots",
+    metadata,
+    Column("agreement", NAME, primary_key=True),
+    Column("shared_uuid", UUID, primary_key=True),
+    Column("instance", NAME, primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+cursors = Table(
+    "nhd_cursors",
+    metadata,
+    Column("agreement", NAME, primary_key=True),
+    Column("instance", NAME, primary_key=True),
+    Column("cursor", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+journal = Table(
+    "nhd_journal",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("agreement", NAME, nullable=False),
+    Column("source", NAME),
+    Column("target", NAME),
+    Column("shared_uuid", UUID),
+    Column("local_id", LOCAL_ID),
+    Column("action", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),  # written | skipped | conflict | failed
+    Column("field", String(200)),
+    Column("before", Text),
+    Column("after", Text),
+    Column("reason", Text),
+    Index("ix_journal_ticket", "shared_uuid"),
+    Index("ix_journal_run", "run_id"),
+)
+
+parked = Table(
+    "nhd_parked",
+    metadata,
+    Column("agreement", NAME, primary_key=True),
+    Column("shared_uuid", UUID, primary_key=True),
+    Column("instance", NAME, nullable=False),
+    Column("local_id", LOCAL_ID, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_failed_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+)
+
+leases = Table(
+    "nhd_leases",
+    metadata,
+    Column("agreement", NAME, primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+SCHEMA_VERSION_KEY = "schema_version"
+
+V1_TABLES = [
+    agreements,
+    shared_tickets,
+    ticket_links,
+    agreement_tickets,
+    comment_links,
+    snapshots,
+    cursors,
+    journal,
+    parked,
+    leases,
+]
+
+
+def _create_v1(connection: Connection) -> None:
+    metadata.create_all(connection, tables=V1_TABLES)
+
+
+# Append-only: (version, step). A released step is never edited; a change is a new step.
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _create_v1),
+]
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(connection: Connection) -> int:
+    row = connection.execute(select(meta.c.value).where(meta.c.key == SCHEMA_VERSION_KEY)).first()
+    return int(row[0]) if row else 0
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the schema to the latest version; returns the version it was at before."""
+    with engine.begin() as connection:
+        metadata.create_all(connection, tables=[meta])
+        before = current_version(connection)
+    if before > LATEST_VERSION:
+        raise RuntimeError(
+            f"the state store is at schema version {before}, newer than this nhd-bridge "
+            f"understands ({LATEST_VERSION}); upgrade nhd-bridge"
+        )
+    for version, step in MIGRATIONS:
+        if version <= before:
+            continue
+        with engine.begin() as connection:
+            step(connection)
+            if current_version(connection) == 0:
+                connection.execute(meta.insert().values(key=SCHEMA_VERSION_KEY, value=str(version)))
+            else:
+                connection.execute(
+                    meta.update().where(meta.c.key == SCHEMA_VERSION_KEY).values(value=str(version))
+                )
+    return before

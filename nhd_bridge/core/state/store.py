@@ -1,0 +1,636 @@
+"""The state store: links, snapshots, cursors, journal, parked tickets and leases.
+
+It owns the mapping between shared uuids and each instance's local ids; that mapping is what keeps
+a bridge from creating duplicates. SQLite (WAL) by default; any SQLAlchemy URL works, PostgreSQL
+(``postgresql+psycopg://``) when several workers share the work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from nhd_bridge.core.state import schema
+from nhd_bridge.core.state.schema import (
+    agreement_tickets,
+    agreements,
+    comment_links,
+    cursors,
+    journal,
+    leases,
+    parked,
+    shared_tickets,
+    snapshots,
+    ticket_links,
+)
+
+__all__ = [
+    "AgreementRow",
+    "JournalEntry",
+    "LinkRow",
+    "ParkedRow",
+    "StateStore",
+    "StateTx",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    shared_uuid: str
+    instance: str
+    local_id: str | None
+    state: str
+
+
+@dataclass(frozen=True)
+class AgreementRow:
+    name: str
+    uuid: str
+    sender: str
+    receiver: str
+    status: str
+    allows_public_comments: bool
+    sync_tags: bool
+    sync_custom_fields: bool
+    deactivated_by: str | None
+
+
+@dataclass
+class JournalEntry:
+    """One line of the journal: every write, skip, conflict and failure, with the reason."""
+
+    agreement: str
+    action: str
+    outcome: str
+    run_id: str = ""
+    source: str | None = None
+    target: str | None = None
+    shared_uuid: str | None = None
+    local_id: str | None = None
+    field: str | None = None
+    before: Any = None
+    after: Any = None
+    reason: str | None = None
+    at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class ParkedRow:
+    agreement: str
+    shared_uuid: str
+    instance: str
+    local_id: str
+    error: str
+    attempts: int
+    first_failed_at: datetime
+    next_attempt_at: datetime
+
+
+class StateStore:
+    """Opens (and migrates) the store behind a SQLAlchemy URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = _make_engine(url)
+        schema.migrate(self.engine)
+
+    def __repr__(self) -> str:
+        return f"<StateStore {self.engine.url.render_as_string(hide_password=True)}>"
+
+    @contextmanager
+    def transaction(self) -> Iterator[StateTx]:
+        """One atomic unit of bookkeeping: everything in the block commits or nothing does."""
+        with self.engine.begin() as connection:
+            yield StateTx(connection)
+
+    def read(self) -> StateTx:
+        """A handle for reads outside a write transaction (each call commits on its own)."""
+        return StateTx(None, self.engine)
+
+    # --- leases: at most one run of an agreement at a time, across processes and machines -----
+
+    def acquire_lease(self, agreement: str, holder: str, ttl: timedelta) -> bool:
+        now = utcnow()
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                update(leases)
+                .where(leases.c.agreement == agreement)
+                .where(or_(leases.c.expires_at < now, leases.c.holder == holder))
+                .values(holder=holder, expires_at=now + ttl)
+            ).rowcount
+            if taken:
+                return True
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    insert(leases).values(agreement=agreement, holder=holder, expires_at=now + ttl)
+                )
+            return True
+        except IntegrityError:
+            return False  # someone else holds a live lease
+
+    def release_lease(self, agreement: str, holder: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                delete(leases).where(
+                    and_(leases.c.agreement == agreement, leases.c.holder == holder)
+                )
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class StateTx:
+    """Reads and writes of the store inside one transaction (or autocommitting reads)."""
+
+    def __init__(self, connection: Connection | None, engine: Engine | None = None):
+        self._connection = connection
+        self._engine = engine
+
+    def _execute(self, statement: Any) -> Any:
+        if self._connection is not None:
+            return self._connection.execute(statement)
+        assert self._engine is not None
+        with self._engine.begin() as connection:
+            result = connection.execute(statement)
+            return _Buffered(result.fetchall() if result.returns_rows else [], result.rowcount)
+
+    # --- agreements -----------------------------------------------------------------------------
+
+    def upsert_agreement(self, row: AgreementRow) -> None:
+        now = utcnow()
+        values = {
+            "uuid": row.uuid,
+            "sender": row.sender,
+            "receiver": row.receiver,
+            "status": row.status,
+            "allows_public_comments": row.allows_public_comments,
+            "sync_tags": row.sync_tags,
+            "sync_custom_fields": row.sync_custom_fields,
+            "deactivated_by": row.deactivated_by,
+            "updated_at": now,
+        }
+        changed = self._execute(
+            update(agreements).where(agreements.c.name == row.name).values(**values)
+        ).rowcount
+        if not changed:
+            self._execute(insert(agreements).values(name=row.name, created_at=now, **values))
+
+    def agreement(self, name: str) -> AgreementRow | None:
+        found = self._execute(select(agreements).where(agreements.c.name == name)).first()
+        if found is None:
+            return None
+        return AgreementRow(
+            name=found.name,
+            uuid=found.uuid,
+            sender=found.sender,
+            receiver=found.receiver,
+            status=found.status,
+            allows_public_comments=bool(found.allows_public_comments),
+            sync_tags=bool(found.sync_tags),
+            sync_custom_fields=bool(found.sync_custom_fields),
+            deactivated_by=found.deactivated_by,
+        )
+
+    # --- shared tickets and links ---------------------------------------------------------------
+
+    def add_shared_ticket(self, uuid: str, origin_instance: str, original_id: str | None) -> None:
+        exists = self._execute(
+            select(shared_tickets.c.uuid).where(shared_tickets.c.uuid == uuid)
+        ).first()
+        if exists is None:
+            self._execute(
+                insert(shared_tickets).values(
+                    uuid=uuid,
+                    origin_instance=origin_instance,
+                    original_id=original_id,
+                    created_at=utcnow(),
+                )
+            )
+
+    def shared_ticket_origin(self, uuid: str) -> tuple[str, str | None] | None:
+        row = self._execute(select(shared_tickets).where(shared_tickets.c.uuid == uuid)).first()
+        return (row.origin_instance, row.original_id) if row else None
+
+    def link_for_local(self, instance: str, local_id: str) -> LinkRow | None:
+        row = self._execute(
+            select(ticket_links).where(
+                and_(ticket_links.c.instance == instance, ticket_links.c.local_id == local_id)
+            )
+        ).first()
+        return _link(row)
+
+    def link(self, shared_uuid: str, instance: str) -> LinkRow | None:
+        row = self._execute(
+            select(ticket_links).where(
+                and_(ticket_links.c.shared_uuid == shared_uuid, ticket_links.c.instance == instance)
+            )
+        ).first()
+        return _link(row)
+
+    def links(self, shared_uuid: str) -> list[LinkRow]:
+        rows = self._execute(
+            select(ticket_links)
+            .where(ticket_links.c.shared_uuid == shared_uuid)
+            .order_by(ticket_links.c.created_at)
+        )
+        return [link for row in rows if (link := _link(row)) is not None]
+
+    def put_link(self, shared_uuid: str, instance: str, local_id: str | None, state: str) -> None:
+        now = utcnow()
+        changed = self._execute(
+            update(ticket_links)
+            .where(
+                and_(ticket_links.c.shared_uuid == shared_uuid, ticket_links.c.instance == instance)
+            )
+            .values(local_id=local_id, state=state, updated_at=now)
+        ).rowcount
+        if not changed:
+            self._execute(
+                insert(ticket_links).values(
+                    shared_uuid=shared_uuid,
+                    instance=instance,
+                    local_id=local_id,
+                    state=state,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def drop_link(self, shared_uuid: str, instance: str) -> None:
+        self._execute(
+            delete(ticket_links).where(
+                and_(ticket_links.c.shared_uuid == shared_uuid, ticket_links.c.instance == instance)
+            )
+        )
+
+    def pending_links(self, instance: str) -> list[LinkRow]:
+        rows = self._execute(
+            select(ticket_links).where(
+                and_(ticket_links.c.instance == instance, ticket_links.c.state == "pending")
+            )
+        )
+        return [link for row in rows if (link := _link(row)) is not None]
+
+    # --- which tickets an agreement carries -----------------------------------------------------
+
+    def share(self, agreement: str, shared_uuid: str) -> None:
+        if self.agreement_ticket_state(agreement, shared_uuid) is None:
+            self._execute(
+                insert(agreement_tickets).values(
+                    agreement=agreement, shared_uuid=shared_uuid, state="shared", shared_at=utcnow()
+                )
+            )
+
+    def set_agreement_ticket_state(self, agreement: str, shared_uuid: str, state: str) -> None:
+        self._execute(
+            update(agreement_tickets)
+            .where(
+                and_(
+                    agreement_tickets.c.agreement == agreement,
+                    agreement_tickets.c.shared_uuid == shared_uuid,
+                )
+            )
+            .values(state=state)
+        )
+
+    def agreement_ticket_state(self, agreement: str, shared_uuid: str) -> str | None:
+        row = self._execute(
+            select(agreement_tickets.c.state).where(
+                and_(
+                    agreement_tickets.c.agreement == agreement,
+                    agreement_tickets.c.shared_uuid == shared_uuid,
+                )
+            )
+        ).first()
+        return row[0] if row else None
+
+    def agreements_of_ticket(self, shared_uuid: str) -> dict[str, str]:
+        rows = self._execute(
+            select(agreement_tickets.c.agreement, agreement_tickets.c.state).where(
+                agreement_tickets.c.shared_uuid == shared_uuid
+            )
+        )
+        return {row.agreement: row.state for row in rows}
+
+    def count_shared(self, agreement: str) -> int:
+        return self._execute(
+            select(func.count()).where(agreement_tickets.c.agreement == agreement)
+        ).scalar_one()
+
+    # --- comments -------------------------------------------------------------------------------
+
+    def comment_links(self, shared_uuid: str) -> dict[str, dict[str, str | None]]:
+        """``{instance: {comment_uuid: local_id or None while pending}}`` for one ticket."""
+        rows = self._execute(
+            select(comment_links).where(comment_links.c.shared_uuid == shared_uuid)
+        )
+        links: dict[str, dict[str, str | None]] = {}
+        for row in rows:
+            links.setdefault(row.instance, {})[row.comment_uuid] = row.local_id
+        return links
+
+    def put_comment_link(
+        self, comment_uuid: str, instance: str, shared_uuid: str, local_id: str | None
+    ) -> None:
+        changed = self._execute(
+            update(comment_links)
+            .where(
+                and_(
+                    comment_links.c.comment_uuid == comment_uuid,
+                    comment_links.c.instance == instance,
+                )
+            )
+            .values(local_id=local_id)
+        ).rowcount
+        if not changed:
+            self._execute(
+                insert(comment_links).values(
+                    comment_uuid=comment_uuid,
+                    instance=instance,
+                    shared_uuid=shared_uuid,
+                    local_id=local_id,
+                    created_at=utcnow(),
+                )
+            )
+
+    def drop_comment_link(self, comment_uuid: str, instance: str) -> None:
+        self._execute(
+            delete(comment_links).where(
+                and_(
+                    comment_links.c.comment_uuid == comment_uuid,
+                    comment_links.c.instance == instance,
+                )
+            )
+        )
+
+    # --- snapshots and cursors ------------------------------------------------------------------
+
+    def snapshot(self, agreement: str, shared_uuid: str, instance: str) -> dict[str, Any] | None:
+        row = self._execute(
+            select(snapshots.c.data).where(
+                and_(
+                    snapshots.c.agreement == agreement,
+                    snapshots.c.shared_uuid == shared_uuid,
+                    snapshots.c.instance == instance,
+                )
+            )
+        ).first()
+        return json.loads(row[0]) if row else None
+
+    def put_snapshot(
+        self, agreement: str, shared_uuid: str, instance: str, data: dict[str, Any]
+    ) -> None:
+        text = json.dumps(data, sort_keys=True, default=str)
+        now = utcnow()
+        changed = self._execute(
+            update(snapshots)
+            .where(
+                and_(
+                    snapshots.c.agreement == agreement,
+                    snapshots.c.shared_uuid == shared_uuid,
+                    snapshots.c.instance == instance,
+                )
+            )
+            .values(data=text, updated_at=now)
+        ).rowcount
+        if not changed:
+            self._execute(
+                insert(snapshots).values(
+                    agreement=agreement,
+                    shared_uuid=shared_uuid,
+                    instance=instance,
+                    data=text,
+                    updated_at=now,
+                )
+            )
+
+    def cursor(self, agreement: str, instance: str) -> str | None:
+        row = self._execute(
+            select(cursors.c.cursor).where(
+                and_(cursors.c.agreement == agreement, cursors.c.instance == instance)
+            )
+        ).first()
+        return row[0] if row else None
+
+    def put_cursor(self, agreement: str, instance: str, cursor: str | None) -> None:
+        now = utcnow()
+        changed = self._execute(
+            update(cursors)
+            .where(and_(cursors.c.agreement == agreement, cursors.c.instance == instance))
+            .values(cursor=cursor, updated_at=now)
+        ).rowcount
+        if not changed:
+            self._execute(
+                insert(cursors).values(
+                    agreement=agreement, instance=instance, cursor=cursor, updated_at=now
+                )
+            )
+
+    # --- journal --------------------------------------------------------------------------------
+
+    def record(self, entry: JournalEntry) -> None:
+        self._execute(
+            insert(journal).values(
+                at=entry.at or utcnow(),
+                run_id=entry.run_id,
+                agreement=entry.agreement,
+                source=entry.source,
+                target=entry.target,
+                shared_uuid=entry.shared_uuid,
+                local_id=entry.local_id,
+                action=entry.action,
+                outcome=entry.outcome,
+                field=entry.field,
+                before=_json_or_none(entry.before),
+                after=_json_or_none(entry.after),
+                reason=entry.reason,
+            )
+        )
+
+    def journal(
+        self,
+        *,
+        agreement: str | None = None,
+        shared_uuid: str | None = None,
+        run_id: str | None = None,
+        outcome: str | None = None,
+        limit: int = 100,
+    ) -> list[JournalEntry]:
+        """Newest last; at most ``limit`` of the newest matching entries."""
+        query = select(journal).order_by(journal.c.id.desc()).limit(limit)
+        for column, value in (
+            (journal.c.agreement, agreement),
+            (journal.c.shared_uuid, shared_uuid),
+            (journal.c.run_id, run_id),
+            (journal.c.outcome, outcome),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        rows = list(self._execute(query))
+        return [
+            JournalEntry(
+                id=row.id,
+                at=_aware(row.at),
+                run_id=row.run_id,
+                agreement=row.agreement,
+                source=row.source,
+                target=row.target,
+                shared_uuid=row.shared_uuid,
+                local_id=row.local_id,
+                action=row.action,
+                outcome=row.outcome,
+                field=row.field,
+                before=_load_or_none(row.before),
+                after=_load_or_none(row.after),
+                reason=row.reason,
+            )
+            for row in reversed(rows)
+        ]
+
+    # --- parked tickets -------------------------------------------------------------------------
+
+    def park(
+        self,
+        agreement: str,
+        shared_uuid: str,
+        instance: str,
+        local_id: str,
+        error: str,
+        backoff: timedelta,
+        *,
+        max_backoff: timedelta = timedelta(hours=1),
+    ) -> ParkedRow:
+        """Park a ticket, or push an already parked one further back (exponential backoff)."""
+        now = utcnow()
+        existing = self.parked_entry(agreement, shared_uuid)
+        attempts = existing.attempts + 1 if existing else 1
+        delay = min(backoff * (2 ** (attempts - 1)), max_backoff)
+        values = {
+            "instance": instance,
+            "local_id": local_id,
+            "error": error,
+            "attempts": attempts,
+            "next_attempt_at": now + delay,
+        }
+        if existing:
+            self._execute(
+                update(parked)
+                .where(and_(parked.c.agreement == agreement, parked.c.shared_uuid == shared_uuid))
+                .values(**values)
+            )
+        else:
+            self._execute(
+                insert(parked).values(
+                    agreement=agreement, shared_uuid=shared_uuid, first_failed_at=now, **values
+                )
+            )
+        found = self.parked_entry(agreement, shared_uuid)
+        assert found is not None
+        return found
+
+    def unpark(self, agreement: str, shared_uuid: str) -> None:
+        self._execute(
+            delete(parked).where(
+                and_(parked.c.agreement == agreement, parked.c.shared_uuid == shared_uuid)
+            )
+        )
+
+    def parked_entry(self, agreement: str, shared_uuid: str) -> ParkedRow | None:
+        row = self._execute(
+            select(parked).where(
+                and_(parked.c.agreement == agreement, parked.c.shared_uuid == shared_uuid)
+            )
+        ).first()
+        return _parked(row) if row else None
+
+    def parked(self, agreement: str | None = None) -> list[ParkedRow]:
+        query = select(parked).order_by(parked.c.first_failed_at)
+        if agreement is not None:
+            query = query.where(parked.c.agreement == agreement)
+        return [_parked(row) for row in self._execute(query)]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+class _Buffered:
+    """Rows of an autocommitted statement, kept after its connection went back to the pool."""
+
+    def __init__(self, rows: list[Any], rowcount: int):
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        return self._rows[0][0]
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    return engine
+
+
+def _link(row: Any) -> LinkRow | None:
+    if row is None:
+        return None
+    return LinkRow(row.shared_uuid, row.instance, row.local_id, row.state)
+
+
+def _parked(row: Any) -> ParkedRow:
+    return ParkedRow(
+        agreement=row.agreement,
+        shared_uuid=row.shared_uuid,
+        instance=row.instance,
+        local_id=row.local_id,
+        error=row.error,
+        attempts=row.attempts,
+        first_failed_at=_aware(row.first_failed_at),
+        next_attempt_at=_aware(row.next_attempt_at),
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _load_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
