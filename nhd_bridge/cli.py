@@ -431,11 +431,35 @@ def _print(table: Table, plain: list[str]) -> None:
 
 
 def _mount_local_group() -> None:
-    # The embedded tracker's own commands; `nhd-bridge local --instance NAME ...` or --db PATH.
+    """The embedded tracker's own commands, picking the tracker by instance name or --db."""
     try:
-        from nhd_bridge.adapters.local_cli import local_group
+        from nhd_bridge.adapters.local_cli import TRACKER_CONFIG_KEY, local_group
     except ImportError:  # pragma: no cover - the local adapter ships with the package
         return
+
+    def pick_instance(ctx: click.Context, _param: click.Parameter, name: str | None) -> None:
+        if name is None:
+            return
+        config = load(ctx)
+        _require_instance(config, name)
+        if config.bridge.instances[name].kind != "local":
+            raise UsageFailure(
+                f"instance {name!r} is a {config.bridge.instances[name].kind!r} instance; "
+                "`nhd-bridge local` works on instances of kind local"
+            )
+        ctx.meta[TRACKER_CONFIG_KEY] = config.adapter_configs[name]
+
+    local_group.params.insert(
+        0,
+        click.Option(
+            ["--instance"],
+            metavar="NAME",
+            callback=pick_instance,
+            expose_value=False,
+            is_eager=True,
+            help="A local instance of the configuration (instead of --db).",
+        ),
+    )
     main.add_command(local_group, name="local")
 
 

@@ -497,8 +497,7 @@ class SyncEngine:
         except AdapterError as error:
             with self.store.transaction() as tx:
                 self._commit_links(tx, item, created, written_comments)
-                for entry in journal:
-                    tx.record(entry)
+                tx.record_many(journal)
             failing = item.origin
             self._park(
                 rules,
@@ -522,10 +521,8 @@ class SyncEngine:
             self._commit_links(tx, item, created, written_comments)
             for instance, snapshot in snapshots.items():
                 tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
-            for note in plan.notes:
-                journal.append(self._note_entry(summary, item, note))
-            for entry in journal:
-                tx.record(entry)
+            journal += [self._note_entry(summary, item, note) for note in plan.notes]
+            tx.record_many(journal)
             tx.unpark(name, item.shared_uuid)
         summary.conflicts += sum(1 for note in plan.notes if note.outcome == "conflict")
         for note in plan.notes:
@@ -705,10 +702,7 @@ class SyncEngine:
     ) -> None:
         if created is not None:
             tx.put_link(item.shared_uuid, created_instance(item), created.local_id, "linked")
-        for comment_uuid, instance, local_id in item.new_comment_links:
-            tx.put_comment_link(comment_uuid, instance, item.shared_uuid, local_id)
-        for comment_uuid, instance, local_id in written_comments:
-            tx.put_comment_link(comment_uuid, instance, item.shared_uuid, local_id)
+        tx.add_comment_links(item.shared_uuid, item.new_comment_links + written_comments)
 
     # --- failures -------------------------------------------------------------------------------
 

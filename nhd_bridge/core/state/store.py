@@ -171,6 +171,16 @@ class StateTx:
             result = connection.execute(statement)
             return _Buffered(result.fetchall() if result.returns_rows else [], result.rowcount)
 
+    def _execute_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self._connection is not None:
+            self._connection.execute(statement, rows)
+            return
+        assert self._engine is not None
+        with self._engine.begin() as connection:
+            connection.execute(statement, rows)
+
     # --- agreements -----------------------------------------------------------------------------
 
     def upsert_agreement(self, row: AgreementRow) -> None:
@@ -370,6 +380,30 @@ class StateTx:
                 )
             )
 
+    def add_comment_links(self, shared_uuid: str, rows: list[tuple[str, str, str]]) -> None:
+        """Link several comments of one ticket: ``(comment uuid, instance, local id)`` rows.
+        Rows already linked are updated; the new ones go in with one statement."""
+        if not rows:
+            return
+        existing = self.comment_links(shared_uuid)
+        fresh = []
+        for comment_uuid, instance, local_id in dict.fromkeys(rows):
+            known = existing.get(instance, {})
+            if comment_uuid in known:
+                if known[comment_uuid] != local_id:
+                    self.put_comment_link(comment_uuid, instance, shared_uuid, local_id)
+            else:
+                fresh.append(
+                    {
+                        "comment_uuid": comment_uuid,
+                        "instance": instance,
+                        "shared_uuid": shared_uuid,
+                        "local_id": local_id,
+                        "created_at": utcnow(),
+                    }
+                )
+        self._execute_many(insert(comment_links), fresh)
+
     def drop_comment_link(self, comment_uuid: str, instance: str) -> None:
         self._execute(
             delete(comment_links).where(
@@ -446,22 +480,33 @@ class StateTx:
     # --- journal --------------------------------------------------------------------------------
 
     def record(self, entry: JournalEntry) -> None:
-        self._execute(
-            insert(journal).values(
-                at=entry.at or utcnow(),
-                run_id=entry.run_id,
-                agreement=entry.agreement,
-                source=entry.source,
-                target=entry.target,
-                shared_uuid=entry.shared_uuid,
-                local_id=entry.local_id,
-                action=entry.action,
-                outcome=entry.outcome,
-                field=entry.field,
-                before=_json_or_none(entry.before),
-                after=_json_or_none(entry.after),
-                reason=entry.reason,
-            )
+        self.record_many([entry])
+
+    def record_many(self, entries: list[JournalEntry]) -> None:
+        """Journal several lines in one statement (a ticket's writes are journaled together)."""
+        if not entries:
+            return
+        now = utcnow()
+        self._execute_many(
+            insert(journal),
+            [
+                {
+                    "at": entry.at or now,
+                    "run_id": entry.run_id,
+                    "agreement": entry.agreement,
+                    "source": entry.source,
+                    "target": entry.target,
+                    "shared_uuid": entry.shared_uuid,
+                    "local_id": entry.local_id,
+                    "action": entry.action,
+                    "outcome": entry.outcome,
+                    "field": entry.field,
+                    "before": _json_or_none(entry.before),
+                    "after": _json_or_none(entry.after),
+                    "reason": entry.reason,
+                }
+                for entry in entries
+            ],
         )
 
     def journal(
