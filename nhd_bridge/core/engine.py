@@ -59,7 +59,9 @@ __all__ = ["AgreementBusy", "AgreementRefused", "SyncEngine", "WorkItem"]
 log = logging.getLogger(__name__)
 
 PARK_BACKOFF = timedelta(seconds=30)
-LEASE_TTL = timedelta(minutes=30)
+# A run renews its lease as it goes; a worker that dies loses it after this long at most.
+LEASE_TTL = timedelta(minutes=5)
+LEASE_RENEW_EVERY = timedelta(minutes=1)
 
 
 class AgreementBusy(Exception):
@@ -85,10 +87,12 @@ class WorkItem:
 
 @dataclass
 class _Pass:
-    """The mutable state of reading one side."""
+    """The mutable state of reading one side; ``reader`` is one store connection for all the
+    bookkeeping reads of the pass (a connection per read was the slowest part of a big sync)."""
 
     side: Side
     cursor: str | None
+    reader: StateTx
     items: list[WorkItem] = field(default_factory=list)
 
 
@@ -110,6 +114,7 @@ class SyncEngine:
         self._adapters: dict[str, Adapter] = dict(adapters or {})
         self._clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self._lease_renewed = clock()
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -149,8 +154,8 @@ class SyncEngine:
                 f"agreement {name} is {agreement.status}: nothing syncs until it is accepted"
             )
             return summary, []
-        if not dry_run and not self.store.acquire_lease(name, self.holder, LEASE_TTL):
-            raise AgreementBusy(f"agreement {name} is being run by another worker; try later")
+        if not dry_run:
+            self._take_lease(name)
         planned: list[WorkItem] = []
         self.plugins.run_started(name, summary.run_id)
         try:
@@ -165,6 +170,28 @@ class SyncEngine:
                 self.store.release_lease(name, self.holder)
             self.plugins.run_finished(summary)
         return summary, planned
+
+    def _take_lease(self, name: str) -> None:
+        if self.store.acquire_lease(name, self.holder, LEASE_TTL):
+            self._lease_renewed = self._clock()
+            return
+        holder = self.store.lease_holder(name)
+        if holder and _dead_local_process(holder):
+            # Killed on this machine: its lease would block every run until it expires.
+            self.store.release_lease(name, holder)
+            if self.store.acquire_lease(name, self.holder, LEASE_TTL):
+                self._lease_renewed = self._clock()
+                return
+        raise AgreementBusy(
+            f"agreement {name} is being run by {holder or 'another worker'}; try later"
+        )
+
+    def _renew_lease(self, name: str) -> None:
+        now = self._clock()
+        if now - self._lease_renewed >= LEASE_RENEW_EVERY:
+            if not self.store.acquire_lease(name, self.holder, LEASE_TTL):
+                raise AgreementBusy(f"agreement {name}: lost the lease to another worker")
+            self._lease_renewed = now
 
     def _sync_agreement_row(self, name: str, agreement: AgreementConfig, dry_run: bool) -> None:
         stored = self.store.read().agreement(name)
@@ -256,13 +283,39 @@ class SyncEngine:
         dry_run: bool,
     ) -> list[WorkItem]:
         name = summary.agreement
+        with self.store.transaction() as reader:
+            work = _Pass(side, reader.cursor(name, side.instance), reader)
+            if not self._collect(rules, side, handled, forced, summary, dry_run, work):
+                return []
+        if not self._within_close_limit(rules, work, summary, dry_run):
+            return []
+        if dry_run:
+            return work.items
+        for item in work.items:
+            self._renew_lease(name)
+            self._execute(rules, item, summary)
+        with self.store.transaction() as tx:
+            tx.put_cursor(name, side.instance, work.cursor)
+        return work.items
+
+    def _collect(
+        self,
+        rules: Rules,
+        side: Side,
+        handled: set[str],
+        forced: set[str],
+        summary: RunSummary,
+        dry_run: bool,
+        work: _Pass,
+    ) -> bool:
+        """Read one side's changes and plan every ticket they touch; False if the read failed."""
+        name = summary.agreement
         adapter = self.adapter(side.instance)
-        work = _Pass(side, self.store.read().cursor(name, side.instance))
         share_filter = (
             jmespath.compile(rules.agreement.share_filter) if rules.agreement.share_filter else None
         )
         now = self._clock()
-        parked = {row.shared_uuid: row for row in self.store.read().parked(name)}
+        parked = {row.shared_uuid: row for row in work.reader.parked(name)}
         seen: set[str] = set()
         try:
             for page in adapter.changed_since(work.cursor):
@@ -291,7 +344,7 @@ class SyncEngine:
             summary.errors.append(message)
             if not dry_run:
                 self._journal_failure(name, summary, side.instance, None, None, "read", message)
-            return []
+            return False
 
         for shared_uuid in forced | {
             uuid for uuid, row in parked.items() if row.next_attempt_at <= now
@@ -300,16 +353,7 @@ class SyncEngine:
                 continue
             self._consider_again(rules, side, shared_uuid, parked, work, summary, seen)
         handled |= seen
-
-        if not self._within_close_limit(rules, work, summary, dry_run):
-            return []
-        if dry_run:
-            return work.items
-        for item in work.items:
-            self._execute(rules, item, summary)
-        with self.store.transaction() as tx:
-            tx.put_cursor(name, side.instance, work.cursor)
-        return work.items
+        return True
 
     def _consider(
         self,
@@ -325,7 +369,7 @@ class SyncEngine:
         summary: RunSummary,
     ) -> None:
         name = summary.agreement
-        read = self.store.read()
+        read = work.reader
         link = read.link_for_local(side.instance, record.local_id)
         shared_uuid = link.shared_uuid if link else None
         state = read.agreement_ticket_state(name, shared_uuid) if shared_uuid else None
@@ -363,7 +407,7 @@ class SyncEngine:
         seen: set[str],
     ) -> None:
         """A parked ticket due for retry, or one whose create was recovered: read it afresh."""
-        link = self.store.read().link(shared_uuid, side.instance)
+        link = work.reader.link(shared_uuid, side.instance)
         local_id = link.local_id if link else None
         if (
             local_id is None
@@ -397,7 +441,7 @@ class SyncEngine:
     ) -> None:
         """Plan one ticket, reading the other copy only when this one changed."""
         name = summary.agreement
-        read = self.store.read()
+        read = work.reader
         links = read.comment_links(shared_uuid)
         uuids, missing = comment_uuids(record, side, links.get(side.instance, {}))
         copy = Copy(side, record, read.snapshot(name, shared_uuid, side.instance), uuids)
@@ -799,6 +843,20 @@ class SyncEngine:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _dead_local_process(holder: str) -> bool:
+    """Whether a lease holder ``host:pid`` is a process of this machine that no longer runs."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def created_instance(item: WorkItem) -> str:

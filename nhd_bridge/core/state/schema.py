@@ -179,9 +179,100 @@ def _create_v1(connection: Connection) -> None:
     metadata.create_all(connection, tables=V1_TABLES)
 
 
+# --- version 2: what NHD partners sent us over the wire (core/protocol/wire_store.py) ------------
+# Text rather than bounded strings wherever a partner chooses the value: an over-long name must
+# not turn into a database error (a 5xx) on PostgreSQL. Keys are validated to fit UUID first.
+
+wire_agreements = Table(
+    "nhd_wire_agreements",
+    metadata,
+    Column("uuid", UUID, primary_key=True),
+    Column("our_role", String(16), nullable=False),  # sender | receiver: which side we are
+    Column("name", Text),  # as the sender named it
+    Column("receiver_name", Text),  # the name the receiver announced when answering
+    Column("status", String(16), nullable=False),
+    Column("sender_url", Text, nullable=False),
+    Column("receiver_url", Text, nullable=False),
+    Column("access_key", Text, nullable=False),
+    Column("deactivated_by", String(16)),
+    Column("allows_public_comments", Boolean, nullable=False),
+    Column("sync_tags", Boolean, nullable=False),
+    Column("sync_custom_fields", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per (agreement, ticket): a ticket uuid may travel under several agreements (fan-out),
+# and a token only ever reaches the rows of its own agreement.
+wire_tickets = Table(
+    "nhd_wire_tickets",
+    metadata,
+    Column("agreement_uuid", UUID, primary_key=True),
+    Column("uuid", UUID, primary_key=True),
+    Column("subject", Text),
+    Column("requested_at", DateTime(timezone=True)),
+    Column("status", String(16)),
+    Column("requester", Text),  # JSON actor
+    Column("current_actor", Text),  # JSON actor of the latest update
+    Column("tags", Text),  # JSON list, NULL when never synced
+    Column("custom_fields", Text),  # JSON object, NULL when never synced
+    Column("original_id", Text),
+    Column("custom_status", Text),
+    # Sequence number of the partner's latest change (0: only we wrote it); the engine's cursor.
+    Column("change_seq", Integer, nullable=False),
+    Column("unshared_at", DateTime(timezone=True)),
+    Column("unshared_by", String(16)),  # partner | local
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_wire_tickets_changes", "agreement_uuid", "change_seq"),
+    Index("ix_wire_tickets_uuid", "uuid"),
+)
+
+# Keyed (agreement, ticket, comment uuid): a re-sent comment is a no-op, never a copy or an edit.
+wire_comments = Table(
+    "nhd_wire_comments",
+    metadata,
+    Column("agreement_uuid", UUID, primary_key=True),
+    Column("ticket_uuid", UUID, primary_key=True),
+    Column("uuid", UUID, primary_key=True),
+    Column("author", Text),  # JSON actor
+    Column("body", Text, nullable=False),
+    Column("html_body", Text),
+    Column("authored_at", DateTime(timezone=True)),
+    Column("public", Boolean, nullable=False),
+    Column("attachments", Text, nullable=False),  # JSON list
+    Column("custom_fields", Text, nullable=False),  # JSON object
+    Column("origin", String(16), nullable=False),  # partner | local
+    Column("seq", Integer, nullable=False),  # change sequence it arrived with; 0 when local
+    Column("position", Integer, nullable=False),  # arrival order within the ticket
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# A single counter row. Every wire write transaction bumps it first: that takes the write lock up
+# front (so check-then-write is race-free on SQLite and PostgreSQL alike) and makes commit order
+# equal sequence order, so a cursor never skips a change committed late. A database sequence or
+# autoincrement would not give the second property.
+wire_sequence = Table(
+    "nhd_wire_sequence",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+WIRE_SEQUENCE_NAME = "changes"
+
+V2_TABLES = [wire_agreements, wire_tickets, wire_comments, wire_sequence]
+
+
+def _create_v2(connection: Connection) -> None:
+    metadata.create_all(connection, tables=V2_TABLES)
+    connection.execute(wire_sequence.insert().values(name=WIRE_SEQUENCE_NAME, value=0))
+
+
 # Append-only: (version, step). A released step is never edited; a change is a new step.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _create_v1),
+    (2, _create_v2),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -144,6 +144,13 @@ class StateStore:
         except IntegrityError:
             return False  # someone else holds a live lease
 
+    def lease_holder(self, agreement: str) -> str | None:
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(leases.c.holder).where(leases.c.agreement == agreement)
+            ).first()
+        return row[0] if row else None
+
     def release_lease(self, agreement: str, holder: str) -> None:
         with self.engine.begin() as connection:
             connection.execute(
