@@ -236,6 +236,26 @@ def explain(ctx: click.Context, ticket: str) -> None:
         store.close()
 
 
+@main.command()
+@click.argument("ticket")
+@click.option("--agreement", required=True, help="The agreement to stop sharing it under.")
+@click.pass_context
+def unshare(ctx: click.Context, ticket: str, agreement: str) -> None:
+    """Stop syncing TICKET (INSTANCE:LOCAL_ID) under an agreement; both copies stay."""
+    config = load(ctx)
+    _agreements(config, (agreement,))
+    if ":" not in ticket:
+        raise UsageFailure(f"{ticket!r}: write the ticket as INSTANCE:LOCAL_ID, e.g. support:12")
+    instance, local_id = ticket.split(":", 1)
+    _require_instance(config, instance)
+    with engine_for(config) as engine:
+        try:
+            shared_uuid = engine.unshare(agreement, instance, local_id)
+        except LookupError as error:
+            raise UsageFailure(str(error)) from None
+    click.echo(f"{ticket} ({shared_uuid}) is no longer synced under {agreement}; copies are kept")
+
+
 # --- helpers -------------------------------------------------------------------------------------
 
 

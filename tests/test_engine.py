@@ -323,6 +323,22 @@ def test_partner_with_partial_delegation_makes_its_public_comment_private_everyw
 # --- ending a share -----------------------------------------------------------------------------
 
 
+def test_unshared_ticket_keeps_both_copies_and_stops_syncing(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("Shared for a while", comments=["before"])
+    bridge.run()
+    bridge.engine.unshare("ab", "A", ticket)
+    a.add_comment(ticket, "after unshare")
+    b.add_comment(only_ticket(b).local_id, "B after unshare")
+    [summary] = bridge.run()
+    assert summary.total_writes == 0
+    assert [c.body for c in only_ticket(b).comments] == ["before", "B after unshare"]
+    assert [c.body for c in a.ticket(ticket).comments] == ["before", "after unshare"]
+    with pytest.raises(LookupError):
+        bridge.engine.unshare("ab", "A", "no-such-ticket")
+
+
 def test_deleted_copy_is_not_deleted_on_the_other_side_and_the_link_is_orphaned(make_bridge):
     bridge = make_bridge({"ab": full()})
     a, b = FakeTracker.named("A"), FakeTracker.named("B")
@@ -528,3 +544,60 @@ def _links(bridge, instance: str):
         for ticket in FakeTracker.named(instance).tickets()
         if (link := read.link_for_local(instance, ticket.local_id)) is not None
     ]
+
+
+# --- things NHD cannot carry --------------------------------------------------------------------
+
+
+def test_comment_edit_is_carried_to_a_partner_that_can_edit_without_duplicating(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("Typos happen")
+    comment = a.add_comment(ticket, "Teh printer is broken", author=ALICE)
+    bridge.run_until_quiet()
+
+    a.edit_comment(ticket, comment, "The printer is broken")
+    [summary] = bridge.run()
+    assert summary.writes == {"edit": 1}
+    assert [c.body for c in only_ticket(b).comments] == ["The printer is broken"]
+
+    copy = only_ticket(b)
+    b.edit_comment(copy.local_id, copy.comments[0].local_id, "The printer is broken (confirmed)")
+    bridge.run()
+    assert [c.body for c in a.ticket(ticket).comments] == ["The printer is broken (confirmed)"]
+    assert_quiet(bridge)
+
+
+def test_comment_edit_toward_a_partner_that_cannot_edit_is_journaled_not_duplicated(
+    make_bridge,
+):
+    bridge = make_bridge(
+        {"ab": full()},
+        instances={"A": {"kind": "fake"}, "B": {"kind": "fake", "edit_comments": False}},
+    )
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("Immutable over there")
+    comment = a.add_comment(ticket, "first text")
+    bridge.run_until_quiet()
+    a.edit_comment(ticket, comment, "second text")
+    [summary] = bridge.run()
+    assert summary.total_writes == 0
+    assert [c.body for c in only_ticket(b).comments] == ["first text"]
+    [note] = [e for e in bridge.journal(outcome="skipped") if e.action == "edit"]
+    assert "cannot edit comments" in note.reason
+    assert_quiet(bridge)
+
+
+def test_comment_edited_on_both_sides_keeps_each_text_and_reports_a_conflict(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("Edited twice")
+    comment = a.add_comment(ticket, "original")
+    bridge.run_until_quiet()
+    copy = only_ticket(b)
+    a.edit_comment(ticket, comment, "A's version")
+    b.edit_comment(copy.local_id, copy.comments[0].local_id, "B's version")
+    bridge.run()
+    assert [c.body for c in a.ticket(ticket).comments] == ["A's version"]
+    assert [c.body for c in only_ticket(b).comments] == ["B's version"]
+    assert [e.action for e in bridge.journal(outcome="conflict")] == ["edit"]

@@ -42,6 +42,7 @@ from nhd_bridge.core.adapter import (
 from nhd_bridge.core.config import AgreementConfig, LoadedConfig
 from nhd_bridge.core.model import nhd_uuid
 from nhd_bridge.core.planner import (
+    CommentEdit,
     CommentWrite,
     Copy,
     Note,
@@ -94,6 +95,7 @@ class _Pass:
     cursor: str | None
     reader: StateTx
     items: list[WorkItem] = field(default_factory=list)
+    confirmations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
 class SyncEngine:
@@ -134,6 +136,34 @@ class SyncEngine:
     def plan(self, agreement: str) -> tuple[RunSummary, list[WorkItem]]:
         """What the next run would write; nothing is written anywhere."""
         return self._run(agreement, dry_run=True)
+
+    def unshare(self, agreement: str, instance: str, local_id: str) -> str:
+        """Stop syncing one ticket under one agreement; both copies stay as they are.
+
+        Returns the shared uuid. Raises ``LookupError`` when the ticket is not shared there."""
+        read = self.store.read()
+        link = read.link_for_local(instance, local_id)
+        state = read.agreement_ticket_state(agreement, link.shared_uuid) if link else None
+        if link is None or state is None:
+            raise LookupError(f"{instance}:{local_id} is not shared under agreement {agreement}")
+        if state == "unshared":
+            return link.shared_uuid
+        with self.store.transaction() as tx:
+            tx.set_agreement_ticket_state(agreement, link.shared_uuid, "unshared")
+            tx.unpark(agreement, link.shared_uuid)
+            tx.record(
+                JournalEntry(
+                    agreement=agreement,
+                    run_id="unshare",
+                    action="unshare",
+                    outcome="info",
+                    source=instance,
+                    shared_uuid=link.shared_uuid,
+                    local_id=local_id,
+                    reason="unshared on request: both copies stay, nothing syncs between them",
+                )
+            )
+        return link.shared_uuid
 
     def run_all(self, *, dry_run: bool = False) -> list[RunSummary]:
         return [self.run(name, dry_run=dry_run) for name in self.config.bridge.agreements]
@@ -295,6 +325,8 @@ class SyncEngine:
             self._renew_lease(name)
             self._execute(rules, item, summary)
         with self.store.transaction() as tx:
+            for shared_uuid, instance, snapshot in work.confirmations:
+                tx.put_snapshot(name, shared_uuid, instance, snapshot)
             tx.put_cursor(name, side.instance, work.cursor)
         return work.items
 
@@ -385,7 +417,9 @@ class SyncEngine:
         elif state != "shared":
             return
         assert shared_uuid is not None
-        if shared_uuid in handled or shared_uuid in seen:
+        # A ticket planned in the other side's pass is looked at again: usually it is only the
+        # echo of our writes, but a person may have changed it after we read it.
+        if shared_uuid in seen:
             return
         seen.add(shared_uuid)
         row = parked.get(shared_uuid)
@@ -445,8 +479,14 @@ class SyncEngine:
         links = read.comment_links(shared_uuid)
         uuids, missing = comment_uuids(record, side, links.get(side.instance, {}))
         copy = Copy(side, record, read.snapshot(name, shared_uuid, side.instance), uuids)
-        if copy.snapshot is not None and _unchanged(rules, copy):
-            return  # an echo of our own writes, or a change nothing here carries
+        if copy.snapshot is not None:
+            change = _change_kind(rules, copy)
+            if change == "none":
+                return  # an echo of our own writes, or a change nothing here carries
+            if change == "confirm":
+                # Our own writes read back: their stored text becomes the baseline for edits.
+                work.confirmations.append((shared_uuid, side.instance, _confirmed(copy)))
+                return
         other_side = rules.other(side)
         other_link = read.link(shared_uuid, other_side.instance)
         counterpart: Copy | None = None
@@ -538,6 +578,8 @@ class SyncEngine:
                 local = self._comment(rules, item, write, local_ids[write.target], summary, journal)
                 if local is not None:
                     written_comments.append((write.comment_uuid, write.target, local))
+            for edit in plan.edits:
+                self._edit(item, edit, local_ids[edit.target], summary, journal)
         except AdapterError as error:
             with self.store.transaction() as tx:
                 self._commit_links(tx, item, created, written_comments)
@@ -555,11 +597,11 @@ class SyncEngine:
         snapshots = dict(plan.snapshots)
         if created is not None:
             state = rules.state(created, rules.receiver)
-            state["comments"] = sorted(
-                write.comment_uuid
-                for write in plan.comments
-                if write.target == rules.receiver.instance
-            )
+            written = [
+                uuid for uuid, target, _ in written_comments if target == created_instance(item)
+            ]
+            state["comments"] = sorted(written)
+            state["bodies"] = dict.fromkeys(written)  # confirmed when read back
             snapshots[rules.receiver.instance] = state
         with self.store.transaction() as tx:
             self._commit_links(tx, item, created, written_comments)
@@ -714,6 +756,31 @@ class SyncEngine:
         )
         journal.append(entry)
         return local
+
+    def _edit(
+        self,
+        item: WorkItem,
+        edit: CommentEdit,
+        local_id: str,
+        summary: RunSummary,
+        journal: list[JournalEntry],
+    ) -> None:
+        self.adapter(edit.target).edit_comment(local_id, edit.target_comment_id, edit.body)
+        summary.writes["edit"] += 1
+        journal.append(
+            JournalEntry(
+                agreement=summary.agreement,
+                run_id=summary.run_id,
+                action="edit",
+                outcome="written",
+                source=edit.source,
+                target=edit.target,
+                shared_uuid=item.shared_uuid,
+                local_id=local_id,
+                after={"comment": edit.comment_uuid, "local_id": edit.target_comment_id},
+                reason=f"comment edited on {edit.source}",
+            )
+        )
 
     def _attachments(
         self, rules: Rules, source: Side, target: Side, write: CommentWrite, draft: CommentDraft
@@ -882,11 +949,32 @@ def _matches(share_filter: Any, record: TicketRecord) -> bool:
     return bool(share_filter.search(document))
 
 
-def _unchanged(rules: Rules, copy: Copy) -> bool:
-    assert copy.snapshot is not None
+def _change_kind(rules: Rules, copy: Copy) -> str:
+    """``none``: nothing moved since the snapshot; ``confirm``: only our own comment writes read
+    back for the first time; ``changed``: a field, a new comment or an edit to carry over."""
+    snapshot = copy.snapshot
+    assert snapshot is not None
     state = rules.state(copy.record, copy.side)
-    fields_same = all(copy.snapshot.get(key) == value for key, value in state.items())
-    return fields_same and copy.comment_set <= set(copy.snapshot.get("comments", ()))
+    if any(snapshot.get(key) != value for key, value in state.items()):
+        return "changed"
+    if not copy.comment_set <= set(snapshot.get("comments", ())):
+        return "changed"
+    known = snapshot.get("bodies")
+    if known is None:
+        return "none"
+    kind = "none"
+    for uuid, digest in copy.bodies().items():
+        recorded = known.get(uuid)
+        if recorded is None:
+            kind = "confirm"
+        elif recorded != digest:
+            return "changed"
+    return kind
+
+
+def _confirmed(copy: Copy) -> dict[str, Any]:
+    assert copy.snapshot is not None
+    return {**copy.snapshot, "bodies": {**copy.snapshot["bodies"], **copy.bodies()}}
 
 
 def _attachment_refusal(

@@ -12,6 +12,7 @@ comment already handled on that copy (copied, or deliberately kept out).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,12 +28,14 @@ from nhd_bridge.core.config import AgreementConfig
 from nhd_bridge.core.model import nhd_uuid
 
 __all__ = [
+    "CommentEdit",
     "CommentWrite",
     "Copy",
     "Note",
     "Rules",
     "Side",
     "TicketPlan",
+    "body_digest",
     "comment_uuids",
     "plan_ticket",
 ]
@@ -116,6 +119,16 @@ class Copy:
     def comment_set(self) -> set[str]:
         return set(self.uuids.values())
 
+    def bodies(self) -> dict[str, str]:
+        """Digest of each comment's body by shared uuid: how an edit is noticed."""
+        return {
+            self.uuids[comment.local_id]: body_digest(comment.body)
+            for comment in self.record.comments
+        }
+
+    def local_comment_ids(self) -> dict[str, str]:
+        return {uuid: local_id for local_id, uuid in self.uuids.items()}
+
 
 @dataclass
 class Note:
@@ -143,6 +156,17 @@ class CommentWrite:
 
 
 @dataclass
+class CommentEdit:
+    """An edited comment to carry over: the target's own comment id and the new body."""
+
+    comment_uuid: str
+    source: str
+    target: str
+    target_comment_id: str
+    body: str
+
+
+@dataclass
 class FieldWrite:
     """A field to change on one copy, with the value it had, for the journal."""
 
@@ -162,12 +186,18 @@ class TicketPlan:
     create_target: str | None = None
     fields: list[FieldWrite] = field(default_factory=list)
     comments: list[CommentWrite] = field(default_factory=list)
+    edits: list[CommentEdit] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def writes(self) -> int:
-        return (1 if self.create else 0) + len(self.updates()) + len(self.comments)
+        return (
+            (1 if self.create else 0)
+            + len(self.updates())
+            + len(self.comments)
+            + len(self.edits)
+        )
 
     def updates(self) -> dict[str, TicketChanges]:
         """The field writes grouped into one change set per target instance."""
@@ -391,7 +421,10 @@ def _plan_comments(rules: Rules, plan: TicketPlan, source: Copy, target: Copy) -
     on_target = target.comment_set
     for comment in source.record.comments:
         uuid = source.uuids[comment.local_id]
-        if uuid in on_target or uuid in handled:
+        if uuid in on_target:
+            _plan_edit(plan, source, target, comment, uuid)
+            continue
+        if uuid in handled:
             continue
         public = comment.public
         if public and source.side.role == "receiver" and not rules.agreement.allows_public_comments:
@@ -431,6 +464,53 @@ def _plan_comments(rules: Rules, plan: TicketPlan, source: Copy, target: Copy) -
         )
 
 
+def _plan_edit(
+    plan: TicketPlan, source: Copy, target: Copy, comment: CommentRecord, uuid: str
+) -> None:
+    """Carry a comment edit over where both sides can; never duplicate a comment for it."""
+    before = (source.snapshot or {}).get("bodies", {}).get(uuid)
+    if before is None or before == body_digest(comment.body):
+        return
+    target_before = (target.snapshot or {}).get("bodies", {}).get(uuid)
+    if target_before is not None and target_before != target.bodies().get(uuid):
+        if source.side.role == "receiver":
+            return  # the sender's direction, planned first, has already reported it
+        plan.notes.append(
+            Note(
+                "edit",
+                "conflict",
+                "the comment was edited on both sides; each side keeps its own text",
+                source=source.side.instance,
+                target=target.side.instance,
+                after=uuid,
+            )
+        )
+        return
+    if not target.side.capabilities.edit_comments:
+        plan.notes.append(
+            Note(
+                "edit",
+                "skipped",
+                f"a comment edit on {source.side.instance} cannot be carried to "
+                f"{target.side.instance}, which cannot edit comments (NHD comments are "
+                "immutable); the original text stays there",
+                source=source.side.instance,
+                target=target.side.instance,
+                after=uuid,
+            )
+        )
+        return
+    plan.edits.append(
+        CommentEdit(
+            comment_uuid=uuid,
+            source=source.side.instance,
+            target=target.side.instance,
+            target_comment_id=target.local_comment_ids()[uuid],
+            body=_attributed_body(comment, source.side, target.side),
+        )
+    )
+
+
 def _attributed_body(comment: CommentRecord, source: Side, target: Side) -> str:
     """Where the target cannot set the author, the body says who wrote it and where."""
     if target.capabilities.comment_author or comment.author is None:
@@ -451,11 +531,21 @@ def _snapshot_after(rules: Rules, plan: TicketPlan, copy: Copy) -> dict[str, Any
         else:
             canonical = _canonical_custom(rules, write.name, copy.side)
             state[canonical] = _normal_value(write.after)
-    comments = copy.comment_set | {
-        write.comment_uuid for write in plan.comments if write.target == copy.side.instance
-    }
-    state["comments"] = sorted(comments)
+    bodies: dict[str, str | None] = dict(copy.bodies())
+    # What we write is confirmed when we next read it back: a tracker may store a body slightly
+    # differently from what it was sent (markup, whitespace), and that is not an edit.
+    for write in [*plan.edits, *plan.comments]:
+        if write.target == copy.side.instance:
+            bodies[write.comment_uuid] = None
+    state["comments"] = sorted(bodies)
+    state["bodies"] = bodies
     return state
+
+
+def body_digest(body: str) -> str:
+    """A short digest of a comment body; trailing whitespace does not make an edit."""
+    normalised = "\n".join(line.rstrip() for line in body.strip().splitlines())
+    return hashlib.sha1(normalised.encode()).hexdigest()[:16]
 
 
 def _canonical_custom(rules: Rules, local_name: str, side: Side) -> str:

@@ -1,0 +1,361 @@
+"""The NHD receiver: the endpoints partners call (nhd-spec.md §2, §3), as a FastAPI app.
+
+Checks run in RT's order (§7.2): version header (412), body size (413), content type (415),
+JSON (400), path uuid (422), then the token (401/422/403), then the resource. Every write is
+committed by the WireStore before the answer goes out, and a refused request writes nothing.
+Headers are never logged: they carry the access key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nhd_bridge.core.model import Agreement, NHDValidationError, Ticket
+from nhd_bridge.core.protocol.rules import (
+    RuleViolation,
+    TokenError,
+    acceptable_content_type,
+    clean_text,
+    keys_match,
+    parse_token,
+    token_matches,
+    valid_uuid,
+    validate_invite,
+    validate_ticket_keys,
+)
+from nhd_bridge.core.protocol.settings import ReceiverSettings
+from nhd_bridge.core.protocol.wire_store import (
+    AlreadyExists,
+    Gone,
+    NotFound,
+    WireAgreement,
+    WireStore,
+    WireTicket,
+)
+
+__all__ = ["TOKEN_HEADER", "VERSION_HEADER", "WireError", "create_receiver_app"]
+
+log = logging.getLogger(__name__)
+
+TOKEN_HEADER = "X-Ticket-Sharing-Token"
+VERSION_HEADER = "X-Ticket-Sharing-Version"
+_AUTHENTICATE = {"WWW-Authenticate": "X-Ticket-Sharing"}
+_NEW_TICKET_FIELDS = ("subject", "requested_at", "status", "requester")
+
+Model = TypeVar("Model", Agreement, Ticket)
+
+
+class WireError(Exception):
+    """A refusal with its HTTP status; turned into ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        payload,
+        status_code=status,
+        headers={VERSION_HEADER: "1", **(headers or {})},
+        media_type="application/json",
+    )
+
+
+def create_receiver_app(settings: ReceiverSettings, store: WireStore) -> FastAPI:
+    # No generated docs: these are partner endpoints, not a public API to browse.
+    app = FastAPI(title="nhd_bridge receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    receiver = _Receiver(settings, store)
+
+    async def on_wire_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, WireError)
+        log.info("%s %s refused: %d %s", request.method, request.url.path, error.status, error)
+        return _json(error.status, {"error": error.message}, error.headers)
+
+    async def on_http_error(_request: Request, error: Exception) -> Response:
+        # Routing refusals (unknown path 404, method 405 with Allow) in the same JSON shape.
+        assert isinstance(error, StarletteHTTPException)
+        return _json(error.status_code, {"error": str(error.detail)}, dict(error.headers or {}))
+
+    async def on_database_busy(_request: Request, _error: Exception) -> Response:
+        # A locked or unreachable database is ours to fix, not the partner's: ask for a retry
+        # (NHD senders retry 5xx with backoff, §6.3). Nothing was committed.
+        return _json(503, {"error": "the state store is busy; retry"}, {"Retry-After": "5"})
+
+    app.add_exception_handler(WireError, on_wire_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(OperationalError, on_database_busy)
+
+    async def health() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def agreements(request: Request, uuid: str) -> Response:
+        return await receiver.agreement(request, uuid)
+
+    async def tickets(request: Request, uuid: str) -> Response:
+        return await receiver.ticket(request, uuid)
+
+    prefix = settings.path_prefix
+    app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        f"{prefix}/agreements/{{uuid}}",
+        agreements,
+        methods=["GET", "POST", "PUT"],
+        include_in_schema=False,
+        response_model=None,
+    )
+    app.add_api_route(
+        f"{prefix}/tickets/{{uuid}}",
+        tickets,
+        methods=["GET", "POST", "PUT", "DELETE"],
+        include_in_schema=False,
+        response_model=None,
+    )
+    return app
+
+
+class _Receiver:
+    def __init__(self, settings: ReceiverSettings, store: WireStore):
+        self.settings = settings
+        self.store = store
+
+    # --- shared checks --------------------------------------------------------------------------
+
+    async def _preflight(self, request: Request, uuid: str) -> dict[str, Any] | None:
+        """Version, body and path checks common to every endpoint; the JSON body on POST/PUT."""
+        version = request.headers.get(VERSION_HEADER)
+        if version is None:
+            if self.settings.strict:
+                raise WireError(412, f"{VERSION_HEADER}: 1 is required")
+        elif version.strip() != "1":
+            raise WireError(412, f"unsupported {VERSION_HEADER}; this receiver speaks 1")
+        raw = await self._read_body(request)
+        body = self._parse(request, raw) if request.method in {"POST", "PUT"} else None
+        if not valid_uuid(uuid, strict=self.settings.strict):
+            raise WireError(422, "the uuid in the path is not a valid uuid")
+        return body
+
+    async def _read_body(self, request: Request) -> bytes:
+        """Read at most max_body_bytes; Content-Length is only a shortcut, never trusted."""
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise WireError(413, f"the body is larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise WireError(413, f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _parse(request: Request, raw: bytes) -> dict[str, Any]:
+        if not acceptable_content_type(request.headers.get("content-type")):
+            raise WireError(415, "send the body as application/json")
+        try:
+            data = json.loads(raw, parse_constant=_no_constants)
+        except (ValueError, RecursionError):  # also bad UTF-8 and over-long integers
+            raise WireError(400, "the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise WireError(422, "the body must be a JSON object")
+        problem = clean_text([data])
+        if problem:
+            raise WireError(422, problem)
+        return data
+
+    @staticmethod
+    def _token(request: Request) -> str:
+        token = request.headers.get(TOKEN_HEADER)
+        if not token:
+            raise WireError(401, f"{TOKEN_HEADER} is required", _AUTHENTICATE)
+        return token
+
+    @staticmethod
+    def _same_uuid(body: dict[str, Any], uuid: str, *, required: bool) -> None:
+        """The body uuid must equal the path's: required on POST, optional on PUT (§2)."""
+        given = body.get("uuid")
+        if given is None and not required:
+            return
+        if given != uuid:
+            raise WireError(422, "the uuids in the path and the body differ")
+
+    # --- agreements -----------------------------------------------------------------------------
+
+    async def agreement(self, request: Request, uuid: str) -> Response:
+        body = await self._preflight(request, uuid)
+        if request.method == "POST":
+            assert body is not None
+            return await self._invite(request, uuid, body)
+        token = self._token(request)
+        agreement = await run_in_threadpool(self.store.get_agreement, uuid)
+        if agreement is None:
+            raise WireError(404, "no such agreement")
+        if not token_matches(token, agreement.uuid, agreement.access_key):
+            raise WireError(403, "the token does not match this agreement")
+        if request.method == "GET":
+            return _json(200, _agreement_json(agreement))
+        assert body is not None
+        self._same_uuid(body, uuid, required=False)
+        change = _decode(Agreement, {**body, "uuid": uuid})
+        try:
+            updated = await run_in_threadpool(
+                lambda: self.store.apply_partner_update(
+                    uuid,
+                    change,
+                    allow_reactivation=self.settings.allow_reactivation,
+                    strict=self.settings.strict,
+                )
+            )
+        except RuleViolation as error:
+            raise WireError(422, str(error)) from None
+        except NotFound:
+            raise WireError(404, "no such agreement") from None
+        log.info("agreement %s updated by the %s: %s", uuid, agreement.partner_role, updated.status)
+        return _json(200, _agreement_json(updated))
+
+    async def _invite(self, request: Request, uuid: str, body: dict[str, Any]) -> Response:
+        """POST /agreements: a partner invites us to be the receiver (§2.1)."""
+        token = request.headers.get(TOKEN_HEADER)
+        if token is None and self.settings.strict:
+            raise WireError(401, f"{TOKEN_HEADER} is required", _AUTHENTICATE)
+        self._same_uuid(body, uuid, required=True)
+        invite = _decode(Agreement, body)
+        # Zendesk sends no token here (§2.1 [REC]); one that is sent must match the body.
+        if token is not None and not (
+            invite.access_key and token_matches(token, invite.uuid, invite.access_key)
+        ):
+            raise WireError(403, "the token does not match the agreement in the body")
+        try:
+            validate_invite(invite, base_url=self.settings.base_url, strict=self.settings.strict)
+            stored = await run_in_threadpool(self.store.create_incoming_agreement, invite)
+        except RuleViolation as error:
+            raise WireError(422, str(error)) from None
+        except (AlreadyExists, IntegrityError):  # IntegrityError: a concurrent twin won
+            raise WireError(422, "an agreement with this uuid already exists") from None
+        log.info("agreement %s: invite stored as pending", uuid)
+        return _json(201, _agreement_json(stored))
+
+    # --- tickets --------------------------------------------------------------------------------
+
+    async def _authorize_ticket(self, request: Request) -> WireAgreement:
+        """Token checks of the ticket endpoints, in RT's order (§3)."""
+        try:
+            token = parse_token(self._token(request), strict=self.settings.strict)
+        except TokenError as error:
+            raise WireError(422, str(error)) from None
+        agreement = await run_in_threadpool(self.store.get_agreement, token.agreement_uuid)
+        if agreement is None:
+            raise WireError(403, "no such agreement")
+        if not keys_match(token.access_key, agreement.access_key):
+            raise WireError(403, "access key mismatch")
+        if agreement.status != "accepted":
+            raise WireError(403, f"the agreement is {agreement.status}")
+        return agreement
+
+    async def ticket(self, request: Request, uuid: str) -> Response:
+        body = await self._preflight(request, uuid)
+        agreement = await self._authorize_ticket(request)
+        if request.method == "POST":
+            assert body is not None
+            return await self._share(agreement, uuid, body)
+        held = await run_in_threadpool(self.store.get_ticket, agreement.uuid, uuid)
+        if held is None:
+            elsewhere = await run_in_threadpool(self.store.ticket_agreements, uuid)
+            if elsewhere:  # §6.2 [REC]: a token reaches only its own agreement's tickets
+                raise WireError(403, "the ticket is not shared under this agreement")
+            raise WireError(404, "no such ticket")
+        if request.method == "DELETE":
+            return await self._unshare(agreement, held)
+        if held.unshared:
+            raise WireError(410, "the ticket is no longer shared")
+        if request.method == "GET":
+            return _json(200, _ticket_json(held))
+        assert body is not None
+        self._same_uuid(body, uuid, required=False)
+        change = _decode(Ticket, {**body, "uuid": uuid})
+        self._check_keys(change)
+        try:
+            updated = await run_in_threadpool(
+                self.store.receive_ticket_update, agreement.uuid, change
+            )
+        except NotFound:
+            raise WireError(404, "no such ticket") from None
+        except Gone:
+            raise WireError(410, "the ticket is no longer shared") from None
+        log.info("ticket %s updated under agreement %s", uuid, agreement.uuid)
+        return _json(200, _ticket_json(updated))
+
+    async def _share(self, agreement: WireAgreement, uuid: str, body: dict[str, Any]) -> Response:
+        """POST /tickets: the sender shares a ticket with us (§2.4)."""
+        if agreement.our_role != "receiver":
+            raise WireError(403, "only the sender of the agreement shares tickets under it")
+        self._same_uuid(body, uuid, required=True)
+        ticket = _decode(Ticket, body)
+        missing = [name for name in _NEW_TICKET_FIELDS if getattr(ticket, name) is None]
+        if missing:
+            raise WireError(422, f"a shared ticket needs {', '.join(missing)}")
+        self._check_keys(ticket)
+        try:
+            stored = await run_in_threadpool(self.store.receive_new_ticket, agreement.uuid, ticket)
+        except (AlreadyExists, IntegrityError):
+            raise WireError(422, "this ticket is already shared") from None
+        except NotFound:  # the agreement vanished between the token check and the write
+            raise WireError(403, "no such agreement") from None
+        log.info("ticket %s shared under agreement %s", uuid, agreement.uuid)
+        return _json(201, _ticket_json(stored))
+
+    async def _unshare(self, agreement: WireAgreement, held: WireTicket) -> Response:
+        """DELETE /tickets: kept and marked unshared; a repeat is a no-op (§2.7 [REC])."""
+        if agreement.our_role != "receiver":
+            raise WireError(403, "only the sender of the agreement can unshare its tickets")
+        try:
+            await run_in_threadpool(self.store.receive_unshare, agreement.uuid, held.ticket.uuid)
+        except NotFound:
+            raise WireError(404, "no such ticket") from None
+        log.info("ticket %s unshared under agreement %s", held.ticket.uuid, agreement.uuid)
+        return _json(200, {"uuid": held.ticket.uuid, "unshared": True})
+
+    def _check_keys(self, ticket: Ticket) -> None:
+        try:
+            validate_ticket_keys(ticket, strict=self.settings.strict)
+        except RuleViolation as error:
+            raise WireError(422, str(error)) from None
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _no_constants(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python's parser would otherwise accept them.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _decode(model: type[Model], data: dict[str, Any]) -> Model:
+    try:
+        return model.from_dict(data)
+    except NHDValidationError as error:
+        raise WireError(422, str(error)) from None
+    except OverflowError:  # a timestamp at the edge of the calendar, shifted past it by its offset
+        raise WireError(422, "a timestamp is out of range") from None
+
+
+def _agreement_json(agreement: WireAgreement) -> dict[str, Any]:
+    data = agreement.to_wire().to_dict()
+    data.pop("current_actor", None)
+    return data
+
+
+def _ticket_json(held: WireTicket) -> dict[str, Any]:
+    return held.ticket.to_dict()
