@@ -16,12 +16,14 @@ from typing import Any
 import click
 from pydantic import SecretStr
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from nhd_bridge.core.adapter import AdapterError
 from nhd_bridge.core.config import DEFAULT_CONFIG_FILE, ConfigError, LoadedConfig, json_schema
 from nhd_bridge.core.config import load_config as _load_config
-from nhd_bridge.core.engine import AgreementBusy, AgreementRefused, SyncEngine
+from nhd_bridge.core.engine import AgreementBusy, AgreementRefused, Progress, SyncEngine
 from nhd_bridge.core.plugins import PluginError, Plugins
 from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.state import JournalEntry, StateStore
@@ -68,9 +70,9 @@ def load(ctx: click.Context) -> LoadedConfig:
 
 
 @contextmanager
-def engine_for(config: LoadedConfig) -> Iterator[SyncEngine]:
+def engine_for(config: LoadedConfig, progress: Progress | None = None) -> Iterator[SyncEngine]:
     store = StateStore(config.state_url)
-    engine = SyncEngine(config, store)
+    engine = SyncEngine(config, store, progress=progress)
     try:
         yield engine
     finally:
@@ -156,7 +158,7 @@ def sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, once: bool) 
     config = load(ctx)
     selected = _agreements(config, names)
     summaries: list[RunSummary] = []
-    with engine_for(config) as engine:
+    with _progress_bar() as progress, engine_for(config, progress) as engine:
         for name in selected:
             summaries.append(_run_one(engine, name, dry_run))
     _print_summaries(summaries)
@@ -260,12 +262,9 @@ def unshare(ctx: click.Context, ticket: str, agreement: str) -> None:
 
 
 def _run_one(engine: SyncEngine, name: str, dry_run: bool) -> RunSummary:
-    label = f"{name}{' (dry run)' if dry_run else ''}"
+    if not console.is_terminal:
+        click.echo(f"syncing {name}{' (dry run)' if dry_run else ''}")
     try:
-        if console.is_terminal:
-            with console.status(f"syncing {label}…"):
-                return engine.run(name, dry_run=dry_run)
-        click.echo(f"syncing {label}")
         return engine.run(name, dry_run=dry_run)
     except AgreementRefused as error:
         raise UsageFailure(str(error)) from None
@@ -273,6 +272,31 @@ def _run_one(engine: SyncEngine, name: str, dry_run: bool) -> RunSummary:
         summary = RunSummary(agreement=name, run_id="-")
         summary.errors.append(str(error))
         return summary
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Progress | None]:
+    """A live bar per agreement and phase on a terminal; nothing when output is piped."""
+    if not console.is_terminal:
+        yield None
+        return
+    tasks: dict[tuple[str, str], TaskID] = {}
+    with RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+
+        def report(agreement: str, phase: str, done: int, total: int | None) -> None:
+            key = (agreement, phase)
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"{agreement}: {phase}", total=total)
+            bar.update(tasks[key], completed=done, total=total)
+
+        yield report
 
 
 def _agreements(config: LoadedConfig, names: tuple[str, ...]) -> list[str]:

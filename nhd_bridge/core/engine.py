@@ -55,7 +55,7 @@ from nhd_bridge.core.planner import (
 from nhd_bridge.core.run import Direction, RunSummary
 from nhd_bridge.core.state import AgreementRow, JournalEntry, StateStore, StateTx, utcnow
 
-__all__ = ["AgreementBusy", "AgreementRefused", "SyncEngine", "WorkItem"]
+__all__ = ["AgreementBusy", "AgreementRefused", "Progress", "SyncEngine", "WorkItem"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,14 @@ PARK_BACKOFF = timedelta(seconds=30)
 # A run renews its lease as it goes; a worker that dies loses it after this long at most.
 LEASE_TTL = timedelta(minutes=5)
 LEASE_RENEW_EVERY = timedelta(minutes=1)
+
+
+# (agreement, what is happening, done so far, total when known) — for progress bars.
+Progress = Callable[[str, str, int, int | None], None]
+
+
+def _no_progress(agreement: str, phase: str, done: int, total: int | None) -> None:
+    return None
 
 
 class AgreementBusy(Exception):
@@ -109,6 +117,7 @@ class SyncEngine:
         adapters: dict[str, Adapter] | None = None,
         clock: Callable[[], datetime] = utcnow,
         holder: str | None = None,
+        progress: Progress | None = None,
     ):
         self.config = config
         self.store = store
@@ -117,6 +126,7 @@ class SyncEngine:
         self._clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self._lease_renewed = clock()
+        self._progress = progress or _no_progress
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -321,9 +331,11 @@ class SyncEngine:
             return []
         if dry_run:
             return work.items
-        for item in work.items:
+        phase = f"writing changes from {side.instance}"
+        for done, item in enumerate(work.items, start=1):
             self._renew_lease(name)
             self._execute(rules, item, summary)
+            self._progress(name, phase, done, len(work.items))
         with self.store.transaction() as tx:
             for shared_uuid, instance, snapshot in work.confirmations:
                 tx.put_snapshot(name, shared_uuid, instance, snapshot)
@@ -365,6 +377,7 @@ class SyncEngine:
                         work,
                         summary,
                     )
+                    self._progress(name, f"reading {side.instance}", summary.tickets_seen, None)
                 if page.cursor is not None:
                     work.cursor = page.cursor
         except AdapterError as error:
