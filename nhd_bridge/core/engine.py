@@ -297,9 +297,8 @@ class SyncEngine:
                         tx.put_link(link.shared_uuid, side.instance, found.local_id, "linked")
                         reason = f"an interrupted create had succeeded: linked {found.local_id}"
                     tx.record(
-                        JournalEntry(
-                            agreement=name,
-                            run_id=summary.run_id,
+                        _entry(
+                            summary,
                             action="recover",
                             outcome="info",
                             target=side.instance,
@@ -662,9 +661,8 @@ class SyncEngine:
         created = self.adapter(rules.receiver.instance).create(draft)
         summary.writes["create"] += 1
         journal.append(
-            JournalEntry(
-                agreement=name,
-                run_id=summary.run_id,
+            _entry(
+                summary,
                 action="create",
                 outcome="written",
                 source=rules.sender.instance,
@@ -709,9 +707,8 @@ class SyncEngine:
         for write in item.plan.fields:
             if write.target == target:
                 journal.append(
-                    JournalEntry(
-                        agreement=name,
-                        run_id=summary.run_id,
+                    _entry(
+                        summary,
                         action="update",
                         outcome="written",
                         source=write.source,
@@ -741,9 +738,8 @@ class SyncEngine:
         draft = write.draft
         was_private = not draft.public
         reason = self.plugins.transform_comment(direction, draft)
-        entry = JournalEntry(
-            agreement=name,
-            run_id=summary.run_id,
+        entry = _entry(
+            summary,
             action="comment",
             outcome="written",
             source=source.instance,
@@ -781,9 +777,8 @@ class SyncEngine:
         self.adapter(edit.target).edit_comment(local_id, edit.target_comment_id, edit.body)
         summary.writes["edit"] += 1
         journal.append(
-            JournalEntry(
-                agreement=summary.agreement,
-                run_id=summary.run_id,
+            _entry(
+                summary,
                 action="edit",
                 outcome="written",
                 source=edit.source,
@@ -845,9 +840,8 @@ class SyncEngine:
         with self.store.transaction() as tx:
             row = tx.park(summary.agreement, shared_uuid, instance, local_id, str(error), backoff)
             tx.record(
-                JournalEntry(
-                    agreement=summary.agreement,
-                    run_id=summary.run_id,
+                _entry(
+                    summary,
                     action="park",
                     outcome="failed",
                     source=instance,
@@ -868,9 +862,8 @@ class SyncEngine:
             tx.set_agreement_ticket_state(summary.agreement, shared_uuid, "orphaned")
             tx.unpark(summary.agreement, shared_uuid)
             tx.record(
-                JournalEntry(
-                    agreement=summary.agreement,
-                    run_id=summary.run_id,
+                _entry(
+                    summary,
                     action="orphan",
                     outcome="info",
                     target=instance,
@@ -907,9 +900,8 @@ class SyncEngine:
             )
 
     def _note_entry(self, summary: RunSummary, item: WorkItem, note: Note) -> JournalEntry:
-        return JournalEntry(
-            agreement=summary.agreement,
-            run_id=summary.run_id,
+        return _entry(
+            summary,
             action=note.action,
             outcome=note.outcome,
             source=note.source,
@@ -923,6 +915,11 @@ class SyncEngine:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _entry(summary: RunSummary, **fields: Any) -> JournalEntry:
+    """A journal line of this run."""
+    return JournalEntry(agreement=summary.agreement, run_id=summary.run_id, **fields)
 
 
 def _dead_local_process(holder: str) -> bool:

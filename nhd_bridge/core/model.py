@@ -113,7 +113,10 @@ def parse_timestamp(value: str | datetime) -> datetime:
     offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     if offset >= timedelta(hours=24):
         raise ValueError(f"{value!r} has an impossible UTC offset")
-    return naive.replace(tzinfo=timezone(sign * offset)).astimezone(UTC)
+    try:
+        return naive.replace(tzinfo=timezone(sign * offset)).astimezone(UTC)
+    except OverflowError:  # e.g. year 1 with a positive offset lies before the calendar starts
+        raise ValueError(f"{value!r} is out of the range of dates that can be stored") from None
 
 
 def format_timestamp(value: datetime) -> str:

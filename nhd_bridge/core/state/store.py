@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Table, and_, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -42,6 +44,9 @@ __all__ = [
     "StateTx",
     "utcnow",
 ]
+
+
+_NATIVE_UPSERT: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 def utcnow() -> datetime:
@@ -178,6 +183,30 @@ class StateTx:
             result = connection.execute(statement)
             return _Buffered(result.fetchall() if result.returns_rows else [], result.rowcount)
 
+    def _upsert(
+        self,
+        table: Table,
+        key: dict[str, Any],
+        values: dict[str, Any],
+        *,
+        created: dict[str, Any] | None = None,
+    ) -> None:
+        """Insert the row, or update ``values`` where ``key`` already exists, in one statement
+        (``ON CONFLICT`` on SQLite and PostgreSQL; update-then-insert elsewhere)."""
+        dialect = self._dialect()
+        if dialect in _NATIVE_UPSERT:
+            statement = _NATIVE_UPSERT[dialect](table).values(**key, **values, **(created or {}))
+            self._execute(statement.on_conflict_do_update(index_elements=list(key), set_=values))
+            return
+        condition = and_(*(table.c[column] == value for column, value in key.items()))
+        if not self._execute(update(table).where(condition).values(**values)).rowcount:
+            self._execute(insert(table).values(**key, **values, **(created or {})))
+
+    def _dialect(self) -> str:
+        bind = self._connection if self._connection is not None else self._engine
+        assert bind is not None
+        return bind.dialect.name
+
     def _execute_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
@@ -192,22 +221,22 @@ class StateTx:
 
     def upsert_agreement(self, row: AgreementRow) -> None:
         now = utcnow()
-        values = {
-            "uuid": row.uuid,
-            "sender": row.sender,
-            "receiver": row.receiver,
-            "status": row.status,
-            "allows_public_comments": row.allows_public_comments,
-            "sync_tags": row.sync_tags,
-            "sync_custom_fields": row.sync_custom_fields,
-            "deactivated_by": row.deactivated_by,
-            "updated_at": now,
-        }
-        changed = self._execute(
-            update(agreements).where(agreements.c.name == row.name).values(**values)
-        ).rowcount
-        if not changed:
-            self._execute(insert(agreements).values(name=row.name, created_at=now, **values))
+        self._upsert(
+            agreements,
+            {"name": row.name},
+            {
+                "uuid": row.uuid,
+                "sender": row.sender,
+                "receiver": row.receiver,
+                "status": row.status,
+                "allows_public_comments": row.allows_public_comments,
+                "sync_tags": row.sync_tags,
+                "sync_custom_fields": row.sync_custom_fields,
+                "deactivated_by": row.deactivated_by,
+                "updated_at": now,
+            },
+            created={"created_at": now},
+        )
 
     def agreement(self, name: str) -> AgreementRow | None:
         found = self._execute(select(agreements).where(agreements.c.name == name)).first()
@@ -271,24 +300,12 @@ class StateTx:
 
     def put_link(self, shared_uuid: str, instance: str, local_id: str | None, state: str) -> None:
         now = utcnow()
-        changed = self._execute(
-            update(ticket_links)
-            .where(
-                and_(ticket_links.c.shared_uuid == shared_uuid, ticket_links.c.instance == instance)
-            )
-            .values(local_id=local_id, state=state, updated_at=now)
-        ).rowcount
-        if not changed:
-            self._execute(
-                insert(ticket_links).values(
-                    shared_uuid=shared_uuid,
-                    instance=instance,
-                    local_id=local_id,
-                    state=state,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        self._upsert(
+            ticket_links,
+            {"shared_uuid": shared_uuid, "instance": instance},
+            {"local_id": local_id, "state": state, "updated_at": now},
+            created={"created_at": now},
+        )
 
     def drop_link(self, shared_uuid: str, instance: str) -> None:
         self._execute(
@@ -366,26 +383,12 @@ class StateTx:
     def put_comment_link(
         self, comment_uuid: str, instance: str, shared_uuid: str, local_id: str | None
     ) -> None:
-        changed = self._execute(
-            update(comment_links)
-            .where(
-                and_(
-                    comment_links.c.comment_uuid == comment_uuid,
-                    comment_links.c.instance == instance,
-                )
-            )
-            .values(local_id=local_id)
-        ).rowcount
-        if not changed:
-            self._execute(
-                insert(comment_links).values(
-                    comment_uuid=comment_uuid,
-                    instance=instance,
-                    shared_uuid=shared_uuid,
-                    local_id=local_id,
-                    created_at=utcnow(),
-                )
-            )
+        self._upsert(
+            comment_links,
+            {"comment_uuid": comment_uuid, "instance": instance},
+            {"local_id": local_id},
+            created={"shared_uuid": shared_uuid, "created_at": utcnow()},
+        )
 
     def add_comment_links(self, shared_uuid: str, rows: list[tuple[str, str, str]]) -> None:
         """Link several comments of one ticket: ``(comment uuid, instance, local id)`` rows.
@@ -438,29 +441,11 @@ class StateTx:
     def put_snapshot(
         self, agreement: str, shared_uuid: str, instance: str, data: dict[str, Any]
     ) -> None:
-        text = json.dumps(data, sort_keys=True, default=str)
-        now = utcnow()
-        changed = self._execute(
-            update(snapshots)
-            .where(
-                and_(
-                    snapshots.c.agreement == agreement,
-                    snapshots.c.shared_uuid == shared_uuid,
-                    snapshots.c.instance == instance,
-                )
-            )
-            .values(data=text, updated_at=now)
-        ).rowcount
-        if not changed:
-            self._execute(
-                insert(snapshots).values(
-                    agreement=agreement,
-                    shared_uuid=shared_uuid,
-                    instance=instance,
-                    data=text,
-                    updated_at=now,
-                )
-            )
+        self._upsert(
+            snapshots,
+            {"agreement": agreement, "shared_uuid": shared_uuid, "instance": instance},
+            {"data": json.dumps(data, sort_keys=True, default=str), "updated_at": utcnow()},
+        )
 
     def cursor(self, agreement: str, instance: str) -> str | None:
         row = self._execute(
@@ -471,20 +456,11 @@ class StateTx:
         return row[0] if row else None
 
     def put_cursor(self, agreement: str, instance: str, cursor: str | None) -> None:
-        now = utcnow()
-        changed = self._execute(
-            update(cursors)
-            .where(and_(cursors.c.agreement == agreement, cursors.c.instance == instance))
-            .values(cursor=cursor, updated_at=now)
-        ).rowcount
-        if not changed:
-            self._execute(
-                insert(cursors).values(
-                    agreement=agreement, instance=instance, cursor=cursor, updated_at=now
-                )
-            )
-
-    # --- journal --------------------------------------------------------------------------------
+        self._upsert(
+            cursors,
+            {"agreement": agreement, "instance": instance},
+            {"cursor": cursor, "updated_at": utcnow()},
+        )
 
     def record(self, entry: JournalEntry) -> None:
         self.record_many([entry])
