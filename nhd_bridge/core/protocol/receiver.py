@@ -347,8 +347,6 @@ def _decode(model: type[Model], data: dict[str, Any]) -> Model:
         return model.from_dict(data)
     except NHDValidationError as error:
         raise WireError(422, str(error)) from None
-    except OverflowError:  # a timestamp at the edge of the calendar, shifted past it by its offset
-        raise WireError(422, "a timestamp is out of range") from None
 
 
 def _agreement_json(agreement: WireAgreement) -> dict[str, Any]:

@@ -605,4 +605,3 @@ def _set_unshared(
             updated_at=utcnow(),
         )
     )
-
