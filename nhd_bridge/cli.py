@@ -7,6 +7,7 @@ not be read; 2 bad configuration or usage.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -29,6 +31,7 @@ from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.state import JournalEntry, StateStore
 
 EXIT_OK, EXIT_PARKED, EXIT_USAGE = 0, 1, 2
+URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)([^@/\s]+)(@)")
 SECRET_WORDS = ("password", "token", "secret", "access_key", "api_key", "apikey", "credential")
 
 console = Console()
@@ -102,21 +105,45 @@ def validate(ctx: click.Context, show: bool) -> None:
 
 
 @main.command()
-def schema() -> None:
+@click.pass_context
+def schema(ctx: click.Context) -> None:
     """Print the JSON Schema of the configuration file, for editors."""
-    click.echo(json.dumps(json_schema(Plugins()), indent=2))
+    click.echo(json.dumps(json_schema(_plugins(ctx)), indent=2))
 
 
 @main.command()
-def adapters() -> None:
-    """List the adapter kinds that are installed."""
-    plugins = Plugins()
+@click.pass_context
+def adapters(ctx: click.Context) -> None:
+    """List the adapter kinds that are installed (and those of the config's plugins: list)."""
+    plugins = _plugins(ctx)
     table = Table("kind", "adapter", "module", title="adapters")
+    lines = []
     for kind, adapter_class in sorted(plugins.adapters().items()):
         table.add_row(kind, adapter_class.__name__, adapter_class.__module__)
+        lines.append(f"{kind}\t{adapter_class.__module__}.{adapter_class.__name__}")
     for missing in plugins.unavailable:
         table.add_row(missing.name, "[red]unavailable[/red]", missing.reason)
-    _print(table, [f"{k}\t{c.__module__}.{c.__name__}" for k, c in plugins.adapters().items()])
+        lines.append(f"{missing.name}\tunavailable: {missing.reason}")
+    _print(table, lines)
+
+
+def _plugins(ctx: click.Context) -> Plugins:
+    """Installed plugins, plus the config's ``plugins:`` modules when there is a config file."""
+    plugins = Plugins()
+    path: Path = ctx.obj["config_path"]
+    if not path.exists():
+        return plugins
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return plugins  # `validate` is where a broken file gets its full explanation
+    modules = document.get("plugins") if isinstance(document, dict) else None
+    for index, module in enumerate(modules if isinstance(modules, list) else []):
+        try:
+            plugins.load_module(str(module))
+        except PluginError as error:
+            raise UsageFailure(f"{path}: plugins[{index}]: {error}") from None
+    return plugins
 
 
 @main.command()
@@ -458,6 +485,8 @@ def _redacted(value: Any, key: str = "") -> Any:
         return [_redacted(v, key) for v in value]
     if value and any(word in key.lower() for word in SECRET_WORDS):
         return "**********"
+    if isinstance(value, str):
+        return URL_PASSWORD.sub(r"\1**********\3", value)
     return value
 
 

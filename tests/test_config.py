@@ -172,12 +172,6 @@ def test_double_dollar_is_a_literal_dollar_and_is_not_interpolated(load):
     assert config.sharing_url("A") == "cost $5 ${HOME} me"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ${VAR:-default} keeps an empty VAR (core/config.py substitute(): "
-    "`if name in environ`), where the shell and docker compose use the default for unset "
-    "*or empty* variables",
-)
 def test_variable_set_to_empty_falls_back_to_the_default_like_the_shell(load):
     config = load(
         "instances:\n  A:\n    kind: fake\n    sharing_url: ${URL:-https://x.example}\n",
@@ -318,11 +312,6 @@ agreements:
     assert "not a valid JMESPath expression" in error.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: AgreementConfig._compiles (core/config.py:139-145) puts jmespath's multi-line "
-    "error (expression and caret lines) into the message, so ConfigError is not one line",
-)
 def test_bad_share_filter_error_is_one_line(load):
     error = config_error(
         load, TWO_FAKES + "agreements:\n  ab: {sender: A, receiver: B, share_filter: 'a ||'}\n"
@@ -422,11 +411,6 @@ def test_absolute_memory_and_server_state_urls_are_kept(load, url):
     assert load(f'state: {{url: "{url}"}}\n' + TWO_FAKES).state_url == url
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _resolve_sqlite_url (core/config.py) only knows the 'sqlite:///' prefix, so a "
-    "relative 'sqlite+pysqlite:///' URL stays relative to the working directory",
-)
 def test_relative_sqlite_url_with_a_driver_is_resolved_against_the_yaml_folder(
     write, plugins, tmp_path, elsewhere
 ):

@@ -19,6 +19,7 @@ import jmespath
 import jmespath.exceptions
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
 
 from nhd_bridge.core.adapter import AdapterConfig
 from nhd_bridge.core.plugins import PluginError, Plugins
@@ -141,7 +142,9 @@ class AgreementConfig(_Strict):
             try:
                 jmespath.compile(value)
             except jmespath.exceptions.JMESPathError as error:
-                raise ValueError(f"not a valid JMESPath expression: {error}") from None
+                # jmespath's message spans lines (expression, caret); one line reads better.
+                detail = " ".join(str(error).split())
+                raise ValueError(f"not a valid JMESPath expression: {detail}") from None
         return value
 
     @model_validator(mode="after")
@@ -330,8 +333,10 @@ def _interpolate(
         if match[0] == "$$":
             return "$"
         name, default = match["name"], match["default"]
-        if name in environ:
-            return environ[name]
+        value = environ.get(name)
+        # As in the shell, ${VAR:-default} also stands in for a variable set but empty.
+        if value is not None and (value or default is None):
+            return value
         if default is not None:
             return default
         raise ConfigError(
@@ -432,12 +437,14 @@ def _resolve_paths(config: AdapterConfig, base: Path) -> AdapterConfig:
 
 
 def _resolve_sqlite_url(url: str, base: Path) -> str:
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith("sqlite:////"):
-        relative = url[len(prefix) :]
-        if relative and relative != ":memory:" and not Path(relative).is_absolute():
-            return f"{prefix}{base / relative}"
-    return url
+    """A relative SQLite file (any driver: sqlite://, sqlite+pysqlite://) is beside the YAML."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if Path(database).is_absolute() or database.startswith("file:"):
+        return url
+    return parsed.set(database=str(base / database)).render_as_string(hide_password=False)
 
 
 def _nearest_line(path: YamlPath, lines: dict[YamlPath, int]) -> int | None:

@@ -51,6 +51,7 @@ from nhd_bridge.core.planner import (
     TicketPlan,
     comment_uuids,
     plan_ticket,
+    record_written,
 )
 from nhd_bridge.core.run import Direction, RunSummary
 from nhd_bridge.core.state import AgreementRow, JournalEntry, StateStore, StateTx, utcnow
@@ -584,8 +585,11 @@ class SyncEngine:
             if plan.create is not None:
                 created = self._create(rules, item, summary, journal)
                 local_ids[rules.receiver.instance] = created.local_id
+            written_fields: dict[str, TicketChanges] = {}
             for target, changes in plan.updates().items():
-                self._update(rules, item, target, changes, local_ids[target], summary, journal)
+                written_fields[target] = self._update(
+                    rules, item, target, changes, local_ids[target], summary, journal
+                )
             for write in plan.comments:
                 local = self._comment(rules, item, write, local_ids[write.target], summary, journal)
                 if local is not None:
@@ -607,6 +611,10 @@ class SyncEngine:
             )
             return
         snapshots = dict(plan.snapshots)
+        for target, written in written_fields.items():
+            side = rules.sender if target == rules.sender.instance else rules.receiver
+            # Hooks may have changed what was written; the snapshot holds what the target has.
+            record_written(rules, snapshots[target], side, written)
         if created is not None:
             state = rules.state(created, rules.receiver)
             written = [
@@ -684,7 +692,7 @@ class SyncEngine:
         local_id: str,
         summary: RunSummary,
         journal: list[JournalEntry],
-    ) -> None:
+    ) -> TicketChanges:
         name = summary.agreement
         source = rules.other(rules.sender if target == rules.sender.instance else rules.receiver)
         way = "outbound" if source.role == "sender" else "inbound"
@@ -701,7 +709,7 @@ class SyncEngine:
         self.plugins.transform_ticket(Direction(name, source.instance, target, way), fields)
         changes = TicketChanges(**fields)
         if changes.is_empty():
-            return
+            return changes
         self.adapter(target).update(local_id, changes)
         summary.writes["update"] += 1
         for write in item.plan.fields:
@@ -717,10 +725,11 @@ class SyncEngine:
                         local_id=local_id,
                         field=write.name,
                         before=write.before,
-                        after=write.after,
+                        after=_written_value(changes, write.name),
                         reason=f"{write.name} changed on {write.source}",
                     )
                 )
+        return changes
 
     def _comment(
         self,
@@ -915,6 +924,12 @@ class SyncEngine:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _written_value(changes: TicketChanges, name: str) -> Any:
+    if name in ("subject", "status", "tags"):
+        return getattr(changes, name)
+    return (changes.custom_fields or {}).get(name)
 
 
 def _entry(summary: RunSummary, **fields: Any) -> JournalEntry:

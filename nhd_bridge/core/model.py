@@ -110,9 +110,10 @@ def parse_timestamp(value: str | datetime) -> datetime:
         return naive.replace(tzinfo=UTC)
     sign = -1 if zone[0] == "-" else 1
     digits = zone[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    if offset >= timedelta(hours=24):
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if hours > 23 or minutes > 59:
         raise ValueError(f"{value!r} has an impossible UTC offset")
+    offset = timedelta(hours=hours, minutes=minutes)
     try:
         return naive.replace(tzinfo=timezone(sign * offset)).astimezone(UTC)
     except OverflowError:  # e.g. year 1 with a positive offset lies before the calendar starts
@@ -121,7 +122,9 @@ def parse_timestamp(value: str | datetime) -> datetime:
 
 def format_timestamp(value: datetime) -> str:
     """Emit the de-facto NHD form, in UTC: ``2010-11-24 22:13:54 +0000``."""
-    return parse_timestamp(value).strftime("%Y-%m-%d %H:%M:%S %z")
+    utc = parse_timestamp(value)
+    # %Y is not zero-padded below year 1000 on every platform; the format must parse back.
+    return f"{utc.year:04d}-{utc:%m-%d %H:%M:%S} +0000"
 
 
 Timestamp = Annotated[
@@ -137,7 +140,9 @@ Timestamp = Annotated[
 class NHDObject(BaseModel):
     """Common decoding rules: unknown keys ignored, nulls dropped, errors that name the field."""
 
-    model_config = ConfigDict(extra="ignore", frozen=False, validate_assignment=True)
+    # No validate_assignment: a before-validator that drops nulls would rebuild the object from
+    # one field on every assignment. Objects are validated where they enter, in from_dict.
+    model_config = ConfigDict(extra="ignore")
 
     # Fields where an explicit null carries meaning and must survive decoding.
     _null_is_meaningful: ClassVar[frozenset[str]] = frozenset()

@@ -38,6 +38,7 @@ __all__ = [
     "body_digest",
     "comment_uuids",
     "plan_ticket",
+    "record_written",
 ]
 
 Role = Literal["sender", "receiver"]
@@ -193,10 +194,7 @@ class TicketPlan:
     @property
     def writes(self) -> int:
         return (
-            (1 if self.create else 0)
-            + len(self.updates())
-            + len(self.comments)
-            + len(self.edits)
+            (1 if self.create else 0) + len(self.updates()) + len(self.comments) + len(self.edits)
         )
 
     def updates(self) -> dict[str, TicketChanges]:
@@ -521,16 +519,9 @@ def _attributed_body(comment: CommentRecord, source: Side, target: Side) -> str:
 
 def _snapshot_after(rules: Rules, plan: TicketPlan, copy: Copy) -> dict[str, Any]:
     state = rules.state(copy.record, copy.side)
-    for write in plan.fields:
-        if write.target != copy.side.instance:
-            continue
-        if write.name in ("subject", "status"):
-            state[write.name] = write.after
-        elif write.name == "tags":
-            state["tags"] = _normal_tags(write.after or [])
-        else:
-            canonical = _canonical_custom(rules, write.name, copy.side)
-            state[canonical] = _normal_value(write.after)
+    changes = plan.updates().get(copy.side.instance)
+    if changes is not None:
+        record_written(rules, state, copy.side, changes)
     bodies: dict[str, str | None] = dict(copy.bodies())
     # What we write is confirmed when we next read it back: a tracker may store a body slightly
     # differently from what it was sent (markup, whitespace), and that is not an edit.
@@ -540,6 +531,20 @@ def _snapshot_after(rules: Rules, plan: TicketPlan, copy: Copy) -> dict[str, Any
     state["comments"] = sorted(bodies)
     state["bodies"] = bodies
     return state
+
+
+def record_written(rules: Rules, state: dict[str, Any], side: Side, changes: TicketChanges) -> None:
+    """Put what was written to ``side`` into its state, so it is not read back as a change."""
+    if changes.subject is not None:
+        state["subject"] = " ".join(changes.subject.split())
+    if changes.status is not None:
+        state["status"] = changes.status.strip()
+    if changes.tags is not None and "tags" in state:
+        state["tags"] = _normal_tags(changes.tags)
+    for name, value in (changes.custom_fields or {}).items():
+        canonical = _canonical_custom(rules, name, side)
+        if canonical in state:
+            state[canonical] = _normal_value(value)
 
 
 def body_digest(body: str) -> str:

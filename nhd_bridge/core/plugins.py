@@ -83,13 +83,23 @@ class Plugins:
                 f"plugin module {module_path!r} could not be imported: {error}; "
                 "check the name and that it is installed in this environment"
             ) from error
-        if self._pm.get_plugin(module_path) is None:
+        if self._pm.get_plugin(module_path) is None and not self._pm.is_registered(module):
             self.register(module, name=module_path)
         return module
 
     def register(self, plugin: object, name: str | None = None) -> None:
-        self._pm.register(plugin, name=name)
-        self._pm.check_pending()
+        try:
+            self._pm.register(plugin, name=name)
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as error:
+            # pluggy has already added it; a half-registered plugin must not linger.
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)
+            label = name or getattr(plugin, "__name__", repr(plugin))
+            raise PluginError(
+                f"plugin {label!r} is not valid: {error}; hook names must match "
+                "docs/plugin-hooks.md (for example nhd_register_adapters)"
+            ) from None
         self._adapters = None
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> None:
