@@ -42,7 +42,9 @@ from nhd_bridge.core.model import Actor
 __all__ = [
     "Adapter",
     "AdapterConfig",
+    "AdapterContext",
     "AdapterError",
+    "AgreementTerms",
     "AttachmentRef",
     "AttachmentUpload",
     "Capabilities",
@@ -233,6 +235,26 @@ class CheckResult:
     level: Literal["error", "warning"] = "error"
 
 
+@dataclass(frozen=True)
+class AgreementTerms:
+    """Terms an adapter imposes on the agreements it takes part in. A native NHD partner
+    negotiates them on the wire; they then override what the YAML says."""
+
+    status: Literal["pending", "accepted", "declined", "inactive"]
+    allows_public_comments: bool
+    sync_tags: bool
+    sync_custom_fields: bool
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What the engine hands an adapter that keeps bookkeeping of its own (``attach``)."""
+
+    instance: str
+    sharing_url: str
+    state: Any  # nhd_bridge.core.state.StateStore; typed loosely to keep this module leaf-level
+
+
 class AdapterConfig(BaseModel):
     """Base of every adapter's configuration model: unknown keys are errors, secrets are
     ``pydantic.SecretStr`` so that they never reach logs or ``repr()``."""
@@ -295,6 +317,14 @@ class Adapter(abc.ABC):
     def open_attachment(self, ref: AttachmentRef) -> AbstractContextManager[BinaryIO]:
         """A binary stream of an attachment listed on a ``CommentRecord``."""
         raise NotSupported(f"{self.kind} cannot read attachments")
+
+    def attach(self, context: AdapterContext) -> None:
+        """Called once by the engine before any other call, with the state store. Most adapters
+        keep nothing there and ignore it; a native NHD partner keeps its wire mirror there."""
+
+    def agreement_terms(self) -> AgreementTerms | None:
+        """Terms negotiated outside the YAML (NHD's agreement flags); ``None`` for most."""
+        return None
 
     def close(self) -> None:
         """Release connections; called once when the run is over."""

@@ -30,6 +30,7 @@ import jmespath
 
 from nhd_bridge.core.adapter import (
     Adapter,
+    AdapterContext,
     AdapterError,
     AttachmentRef,
     AttachmentUpload,
@@ -135,9 +136,11 @@ class SyncEngine:
         if instance not in self._adapters:
             kind = self.config.bridge.instances[instance].kind
             adapter_class = self.plugins.adapter_class(kind)
-            self._adapters[instance] = adapter_class(
-                instance, self.config.adapter_configs[instance]
+            adapter = adapter_class(instance, self.config.adapter_configs[instance])
+            adapter.attach(
+                AdapterContext(instance, self.config.sharing_url(instance), self.store)
             )
+            self._adapters[instance] = adapter
         return self._adapters[instance]
 
     def run(self, agreement: str, *, dry_run: bool = False) -> RunSummary:
@@ -186,7 +189,7 @@ class SyncEngine:
     # --- one run --------------------------------------------------------------------------------
 
     def _run(self, name: str, *, dry_run: bool) -> tuple[RunSummary, list[WorkItem]]:
-        agreement = self.config.bridge.agreements[name]
+        agreement = self._effective_agreement(name)
         summary = RunSummary(agreement=name, run_id=uuid_module.uuid4().hex[:16], dry_run=dry_run)
         self._sync_agreement_row(name, agreement, dry_run)
         if agreement.status != "accepted":
@@ -211,6 +214,22 @@ class SyncEngine:
                 self.store.release_lease(name, self.holder)
             self.plugins.run_finished(summary)
         return summary, planned
+
+    def _effective_agreement(self, name: str) -> AgreementConfig:
+        """The YAML agreement, with the terms a side negotiated on the wire taking precedence."""
+        agreement = self.config.bridge.agreements[name]
+        for instance in (agreement.sender, agreement.receiver):
+            terms = self.adapter(instance).agreement_terms()
+            if terms is not None:
+                agreement = agreement.model_copy(
+                    update={
+                        "status": terms.status,
+                        "allows_public_comments": terms.allows_public_comments,
+                        "sync_tags": terms.sync_tags,
+                        "sync_custom_fields": terms.sync_custom_fields,
+                    }
+                )
+        return agreement
 
     def _take_lease(self, name: str) -> None:
         if self.store.acquire_lease(name, self.holder, LEASE_TTL):
@@ -423,7 +442,13 @@ class SyncEngine:
                 return
             if link is None and record.shared_uuid and read.link(record.shared_uuid, side.instance):
                 return  # our own copy whose link another agreement is still recovering
-            shared_uuid = shared_uuid or nhd_uuid(side.sharing_url, "tickets", record.local_id)
+            # A ticket that already has an NHD identity (one a native partner shared with us)
+            # keeps it; a ticket born here gets one minted from this instance's sharing URL.
+            shared_uuid = (
+                shared_uuid
+                or record.shared_uuid
+                or nhd_uuid(side.sharing_url, "tickets", record.local_id)
+            )
             other = read.link(shared_uuid, rules.other(side).instance)
             if other is not None:
                 return  # already bridged to that instance under another agreement
