@@ -1,0 +1,618 @@
+"""The declarative REST adapter: a tracker with a JSON REST API, connected by writing YAML only.
+
+Every method of the :class:`~nhd_bridge.core.adapter.Adapter` contract is one or two HTTP
+operations described in the instance's YAML (usually by naming a shipped profile and overriding a
+few keys). The module has four parts, each in its own file:
+
+- ``rest_config.py``: :class:`RestConfig`, the settings, with profiles deep-merged under them;
+- ``rest_template.py``: the template language of URLs and bodies (``{{ JMESPath }}`` holes,
+  values inserted as JSON values, never spliced as text);
+- ``rest_http.py``: authentication, retries, rate limits, ETags, error messages and paging;
+- this module: :class:`RestAdapter`, which builds each call's context, reads documents into
+  records through the profile's JMESPath mappings, and keeps the cursor.
+
+How the contract maps onto a REST API:
+
+- **Cursor.** ``changed_since`` asks for tickets updated at or after the last ``updated_at`` it saw,
+  minus ``changes.lookback_seconds`` (late commits, clock skew, second-resolution dates). To keep
+  that overlap from coming back run after run, the cursor also holds a fingerprint of each ticket
+  it returned inside the window; a ticket read again with the same fingerprint is not returned. A
+  ticket that changed within the same second changes its fingerprint, so it is never missed.
+- **Breadcrumbs** are a field (``ticket.shared_uuid``: a Roundup property, a Redmine custom field)
+  or a text marker inside the body (``marker: "<!-- nhd:{uuid} -->"`` on GitHub), read back by
+  the same mapping. ``find_by_shared_uuid`` checks each candidate's breadcrumb itself, so a search
+  that matches loosely can never link the wrong ticket.
+- **Comments** are read with ``list_comments`` or from the ticket document; a comment that is its
+  own object is created with ``add_comment`` and linked to the ticket with ``link_comment``.
+  Where the tracker has no private comments (``capabilities.private_comments: false``) the engine
+  never sends one, and this adapter refuses one if it comes anyway.
+- **Values**: ``value_maps`` translate the tracker's values (ids, states) to the names the bridge
+  and the agreements' status maps use, both ways.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+
+import httpx
+
+from nhd_bridge.adapters.rest_config import BasicAuth, Operation, RestConfig
+from nhd_bridge.adapters.rest_http import RestClient
+from nhd_bridge.adapters.rest_template import TemplateError, search
+from nhd_bridge.core.adapter import (
+    Adapter,
+    AdapterConfig,
+    AdapterError,
+    AttachmentRef,
+    ChangePage,
+    CheckResult,
+    CommentDraft,
+    CommentRecord,
+    NotSupported,
+    PermanentError,
+    TicketChanges,
+    TicketDraft,
+    TicketRecord,
+)
+from nhd_bridge.core.hookspecs import hookimpl
+from nhd_bridge.core.model import Actor, parse_timestamp
+
+__all__ = ["RestAdapter", "RestConfig", "nhd_register_adapters"]
+
+CURSOR_VERSION = 1
+# The cursor keeps fingerprints of at most this many tickets from the lookback window; beyond
+# that, tickets are simply read again (correct, only slower).
+MAX_CURSOR_FINGERPRINTS = 2000
+ISO_SEND_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class RestAdapter(Adapter):
+    """An adapter whose every call is described by a :class:`RestConfig`."""
+
+    kind = "rest"
+    config_model = RestConfig
+
+    def __init__(
+        self,
+        name: str,
+        config: AdapterConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ):
+        if not isinstance(config, RestConfig):
+            raise TypeError(f"RestAdapter needs a RestConfig, got {type(config).__name__}")
+        super().__init__(name, config)
+        self.config: RestConfig = config
+        # Capabilities come from the profile, so they are per instance.
+        self.capabilities = config.capabilities.build()
+        self._transport = transport
+        self._sleep = sleep
+        self._client: RestClient | None = None
+
+    def __repr__(self) -> str:
+        profile = f" profile={self.config.profile}" if self.config.profile else ""
+        return f"<RestAdapter {self.name!r} {self.config.base_url}{profile}>"
+
+    @property
+    def client(self) -> RestClient:
+        """The HTTP client, opened on first use (``nhd-bridge validate`` builds adapters)."""
+        if self._client is None:
+            extra = {"sleep": self._sleep} if self._sleep is not None else {}
+            self._client = RestClient(self.config, transport=self._transport, **extra)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # --- preflight ------------------------------------------------------------------------------
+
+    def check(self) -> list[CheckResult]:
+        results: list[CheckResult] = []
+        operations = self.config.operations
+        probe = operations.check or operations.list_changed
+        try:
+            self.client.call(probe, self._context(since=None), what="preflight")
+            results.append(CheckResult("api reachable", True, f"{self.config.base_url} answered"))
+        except AdapterError as error:
+            results.append(
+                CheckResult(
+                    "api reachable",
+                    False,
+                    str(error),
+                    hint="check base_url, auth and that the API user may read tickets",
+                )
+            )
+        if operations.find_by_uuid is None:
+            results.append(
+                CheckResult(
+                    "breadcrumb lookup",
+                    False,
+                    "operations.find_by_uuid is not set: recovering an interrupted create reads "
+                    "every ticket",
+                    hint="describe a search by the breadcrumb field",
+                    level="warning",
+                )
+            )
+        if self.capabilities.attachments and not (
+            operations.upload_attachment or operations.download_attachment
+        ):
+            results.append(
+                CheckResult(
+                    "attachments",
+                    False,
+                    "capabilities.attachments is true but no attachment operation is described",
+                    hint="add upload_attachment/download_attachment or set it to false",
+                )
+            )
+        return results
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def changed_since(self, cursor: str | None) -> Iterator[ChangePage]:
+        since, seen = _parse_cursor(cursor)
+        lookback = timedelta(seconds=self.config.changes.lookback_seconds)
+        query_since = since - lookback if since is not None else None
+        context = self._context(since=self._send_date(query_since))
+        newest = since
+        for items in self.client.pages(
+            self.config.operations.list_changed, context, what="listing changed tickets"
+        ):
+            tickets: list[TicketRecord] = []
+            for listed in items:
+                document = listed
+                if self.config.changes.refetch:
+                    document = self._document(self._id_of(listed))
+                    if document is None:
+                        continue  # deleted between the list and the read
+                local_id = self._id_of(document)
+                fingerprint = _fingerprint(document)
+                if seen.get(local_id, (None,))[0] == fingerprint:
+                    continue  # read before, unchanged: the lookback overlap
+                record = self._record(document)
+                tickets.append(record)
+                seen[local_id] = (fingerprint, record.updated_at.isoformat())
+                if newest is None or record.updated_at > newest:
+                    newest = record.updated_at
+            yield ChangePage(tickets, _cursor(newest, seen, lookback))
+
+    def get(self, local_id: str) -> TicketRecord | None:
+        document = self._document(local_id)
+        return None if document is None else self._record(document)
+
+    def find_by_shared_uuid(self, shared_uuid: str) -> TicketRecord | None:
+        operation = self.config.operations.find_by_uuid
+        if operation is None:
+            pages = self.changed_since(None)
+            candidates = (t for page in pages for t in page.tickets)
+            return next((t for t in candidates if t.shared_uuid == shared_uuid), None)
+        context = self._context(shared_uuid=shared_uuid)
+        for items in self.client.pages(operation, context, what="finding a ticket by breadcrumb"):
+            for listed in items:
+                # Search results may be thin or loose: read each one and check its breadcrumb.
+                record = self.get(self._id_of(listed))
+                if record is not None and record.shared_uuid == shared_uuid:
+                    return record
+        return None
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def create(self, draft: TicketDraft) -> TicketRecord:
+        context = self._context(
+            shared_uuid=draft.shared_uuid,
+            marker=self._marker(self.config.ticket.marker, draft.shared_uuid),
+            subject=draft.subject,
+            status=self._to_tracker("status", draft.status),
+            tags=list(draft.tags) if draft.tags is not None else None,
+            custom_fields=self._custom_fields_out(draft.custom_fields),
+            requester=draft.requester.model_dump() if draft.requester else None,
+            requested_at=self._send_date(draft.requested_at),
+            original_id=draft.original_id,
+        )
+        answer = self.client.call(self.config.operations.create, context, what="creating a ticket")
+        local_id = self._result_id(self.config.operations.create, answer)
+        record = self.get(local_id) if local_id is not None else None
+        if record is None:
+            # No id in the answer (or not readable yet): the breadcrumb finds it.
+            record = self.find_by_shared_uuid(draft.shared_uuid)
+        if record is None:
+            raise PermanentError(
+                "creating a ticket: the tracker accepted it but it cannot be read back; check "
+                "operations.create.result and operations.get"
+            )
+        return record
+
+    def update(self, local_id: str, changes: TicketChanges) -> None:
+        if changes.is_empty():
+            return
+        operations = self.config.operations
+        status = self._to_tracker("status", changes.status)
+        if operations.set_status is not None and status is not None:
+            self.client.call(
+                operations.set_status,
+                self._context(id=local_id, status=status),
+                what=f"changing the status of ticket {local_id}",
+            )
+            status = None
+        custom = self._custom_fields_out(changes.custom_fields)
+        if changes.subject is None and status is None and changes.tags is None and not custom:
+            return
+        context = self._context(
+            id=local_id,
+            subject=changes.subject,
+            status=status,
+            tags=list(changes.tags) if changes.tags is not None else None,
+            custom_fields=custom or None,
+        )
+        self.client.call(operations.update, context, what=f"updating ticket {local_id}")
+
+    def add_comment(self, local_id: str, draft: CommentDraft) -> str:
+        if not draft.public and not self.capabilities.private_comments:
+            raise PermanentError(
+                f"{self.name} has no private comments (capabilities.private_comments is false); "
+                "a private comment is never written where everyone could read it"
+            )
+        operations = self.config.operations
+        attachments = self._upload(local_id, draft) if draft.attachments else []
+        context = self._context(
+            id=local_id,
+            shared_uuid=draft.shared_uuid,
+            marker=self._marker(self.config.comment.marker, draft.shared_uuid),
+            body=draft.body,
+            html_body=draft.html_body,
+            public=draft.public,
+            author=draft.author.model_dump() if draft.author else None,
+            authored_at=self._send_date(draft.authored_at),
+            attachments=attachments,
+        )
+        what = f"adding a comment to ticket {local_id}"
+        answer = self.client.call(operations.add_comment, context, what=what)
+        comment_id = self._result_id(operations.add_comment, answer)
+        if operations.link_comment is not None:
+            context["comment"] = {"id": comment_id}
+            self.client.call(operations.link_comment, context, what=f"{what} (linking it)")
+        if comment_id is None:
+            comment_id = self._comment_id_by_breadcrumb(local_id, draft.shared_uuid)
+        return comment_id
+
+    def edit_comment(self, local_id: str, comment_local_id: str, body: str) -> None:
+        operation = self.config.operations.edit_comment
+        if operation is None or not self.capabilities.edit_comments:
+            raise NotSupported(f"{self.name} cannot edit comments (no edit_comment operation)")
+        shared_uuid = None
+        if self.config.comment.marker:
+            record = self.get(local_id)
+            for comment in record.comments if record else []:
+                if comment.local_id == comment_local_id:
+                    shared_uuid = comment.shared_uuid
+        context = self._context(
+            id=local_id,
+            comment_id=comment_local_id,
+            body=body,
+            shared_uuid=shared_uuid,
+            marker=self._marker(self.config.comment.marker, shared_uuid),
+        )
+        self.client.call(operation, context, what=f"editing comment {comment_local_id}")
+
+    def open_attachment(self, ref: AttachmentRef) -> AbstractContextManager[BinaryIO]:
+        operation = self.config.operations.download_attachment
+        if operation is None:
+            raise NotSupported(f"{self.name} cannot read attachments (no download operation)")
+        answer = self.client.call(
+            operation,
+            self._context(ref=ref.ref, filename=ref.filename),
+            what=f"downloading attachment {ref.filename!r}",
+        )
+        assert answer is not None
+        return io.BytesIO(answer.response.content)
+
+    # --- helpers: calls -------------------------------------------------------------------------
+
+    def _document(self, local_id: str) -> Any:
+        operation = self.config.operations.get
+        answer = self.client.call(
+            operation,
+            self._context(id=local_id),
+            what=f"reading ticket {local_id}",
+            allow_not_found=True,
+        )
+        if answer is None:
+            return None
+        document = search(operation.result, answer.data) if operation.result else answer.data
+        if not isinstance(document, dict):
+            raise PermanentError(
+                f"reading ticket {local_id}: operations.get.result gave "
+                f"{type(document).__name__}, not an object; check it against the API's answer"
+            )
+        return document
+
+    def _upload(self, local_id: str, draft: CommentDraft) -> list[dict[str, Any]]:
+        operation = self.config.operations.upload_attachment
+        if operation is None or not self.capabilities.attachments:
+            raise NotSupported(f"{self.name} does not take attachments")
+        limit = self.capabilities.max_attachment_bytes
+        uploaded = []
+        for upload in draft.attachments:
+            if limit is not None and upload.size is not None and upload.size > limit:
+                raise PermanentError(
+                    f"attachment {upload.filename!r} is {upload.size} bytes, over the "
+                    f"{limit}-byte limit of {self.name}"
+                )
+            kind = upload.content_type or "application/octet-stream"
+            context = self._context(
+                id=local_id, filename=upload.filename, content_type=kind, size=upload.size
+            )
+            with ExitStack() as stack:
+                stream = stack.enter_context(upload.open())
+                files = None
+                content = None
+                if operation.body_type == "multipart":
+                    files = [(operation.file_field, (upload.filename, stream, kind))]
+                else:
+                    content = stream.read()
+                answer = self.client.call(
+                    operation,
+                    context,
+                    what=f"uploading attachment {upload.filename!r}",
+                    files=files,
+                    content=content,
+                )
+            uploaded.append(
+                {
+                    "id": self._result_id(operation, answer),
+                    "filename": upload.filename,
+                    "content_type": kind,
+                    "size": upload.size,
+                }
+            )
+        return uploaded
+
+    def _comment_id_by_breadcrumb(self, local_id: str, shared_uuid: str) -> str:
+        record = self.get(local_id)
+        for comment in reversed(record.comments if record else []):
+            if comment.shared_uuid == shared_uuid:
+                return comment.local_id
+        raise PermanentError(
+            f"adding a comment to ticket {local_id}: the tracker gave no comment id and the "
+            "comment is not found by its breadcrumb; check operations.add_comment.result and "
+            "comment.shared_uuid / comment.marker"
+        )
+
+    def _result_id(self, operation: Operation, answer: Any) -> str | None:
+        if answer is None or operation.result is None:
+            return None
+        value = search(operation.result, answer.data)
+        return None if value is None else str(value)
+
+    def _context(self, **values: Any) -> dict[str, Any]:
+        auth = self.config.auth
+        context: dict[str, Any] = {
+            "vars": self.config.vars,
+            "base_url": self.config.base_url,
+            "origin": self.config.origin,
+            "auth": {"username": auth.username} if isinstance(auth, BasicAuth) else {},
+        }
+        context.update(values)
+        if "id" in values:
+            context["ticket_id"] = values["id"]
+        return context
+
+    # --- helpers: reading documents -------------------------------------------------------------
+
+    def _id_of(self, document: Any) -> str:
+        value = search(self.config.ticket.id, document)
+        if value is None:
+            raise PermanentError(
+                f"ticket.id ({self.config.ticket.id!r}) found no id in a ticket document; "
+                "check it against the API's answer"
+            )
+        return str(value)
+
+    def _record(self, document: dict[str, Any]) -> TicketRecord:
+        mapping = self.config.ticket
+        local_id = self._id_of(document)
+        try:
+            updated = self._date(search(mapping.updated_at, document))
+            if updated is None:
+                raise PermanentError(
+                    f"ticket {local_id}: ticket.updated_at ({mapping.updated_at!r}) found no "
+                    "date; the bridge needs it to order changes"
+                )
+            human_id = search(mapping.human_id, document)
+            tags = search(mapping.tags, document) or []
+            custom = search(mapping.custom_fields, document) or {}
+            return TicketRecord(
+                local_id=local_id,
+                subject=_text(search(mapping.subject, document)),
+                status=self._from_tracker("status", search(mapping.status, document)) or "",
+                updated_at=updated,
+                requested_at=self._date(search(mapping.requested_at, document)),
+                requester=_actor(search(mapping.requester, document)),
+                human_id=None if human_id is None else str(human_id),
+                tags=[str(tag) for tag in tags],
+                custom_fields={
+                    str(name): self._from_tracker(str(name), value)
+                    for name, value in dict(custom).items()
+                },
+                comments=self._comments(document, local_id),
+                shared_uuid=self._breadcrumb(search(mapping.shared_uuid, document), mapping.marker),
+            )
+        except (TemplateError, ValueError, TypeError) as error:
+            raise PermanentError(
+                f"ticket {local_id} could not be read with the profile's mappings: {error}"
+            ) from None
+
+    def _comments(self, document: dict[str, Any], local_id: str) -> list[CommentRecord]:
+        operation = self.config.operations.list_comments
+        if operation is not None:
+            context = self._context(id=local_id, ticket=document)
+            if operation.when is not None and not search(operation.when, context):
+                return []
+            what = f"reading the comments of ticket {local_id}"
+            listed = [
+                c for items in self.client.pages(operation, context, what=what) for c in items
+            ]
+        else:
+            listed = search(self.config.ticket.comments, document) or []
+        return [self._comment(item) for item in listed]
+
+    def _comment(self, document: Any) -> CommentRecord:
+        mapping = self.config.comment
+        body = _text(search(mapping.body, document))
+        shared_uuid = self._breadcrumb(
+            search(mapping.shared_uuid, document) if mapping.shared_uuid else body, mapping.marker
+        )
+        if mapping.marker:
+            body = _strip_marker(body, mapping.marker)
+        refs = search(mapping.attachments, document) or []
+        return CommentRecord(
+            local_id=str(search(mapping.id, document)),
+            body=body,
+            public=bool(search(mapping.public, document)),
+            author=_actor(search(mapping.author, document)),
+            authored_at=self._date(search(mapping.authored_at, document)),
+            html_body=search(mapping.html_body, document),
+            attachments=[
+                AttachmentRef(
+                    filename=str(ref["filename"]),
+                    ref=str(ref["ref"]),
+                    content_type=ref.get("content_type"),
+                    size=int(ref["size"]) if ref.get("size") is not None else None,
+                )
+                for ref in refs
+                if isinstance(ref, dict) and ref.get("ref") is not None
+            ],
+            shared_uuid=shared_uuid,
+        )
+
+    def _breadcrumb(self, value: Any, marker: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if marker is None:
+            return str(value)
+        found = _marker_pattern(marker).search(str(value))
+        return found["uuid"] if found else None
+
+    def _marker(self, marker: str | None, shared_uuid: str | None) -> str | None:
+        if marker is None or shared_uuid is None:
+            return None
+        return marker.replace("{uuid}", shared_uuid)
+
+    def _date(self, value: Any) -> datetime | None:
+        if value in (None, ""):
+            return None
+        fmt = self.config.dates.format
+        if fmt and isinstance(value, str):
+            parsed = datetime.strptime(value, fmt)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parse_timestamp(value)
+
+    def _send_date(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        fmt = self.config.dates.send_format or self.config.dates.format or ISO_SEND_FORMAT
+        return parse_timestamp(value).strftime(fmt)
+
+    # --- helpers: values ------------------------------------------------------------------------
+
+    def _from_tracker(self, field: str, value: Any) -> Any:
+        table = self.config.value_maps.get(field)
+        if table is None or value is None:
+            return value
+        return table.get(str(value), value)
+
+    def _to_tracker(self, field: str, value: Any) -> Any:
+        table = self.config.value_maps.get(field)
+        if table is None or value is None:
+            return value
+        for tracker_value, name in table.items():
+            if name == value:
+                return tracker_value
+        return value
+
+    def _custom_fields_out(self, fields: dict[str, Any] | None) -> dict[str, Any] | None:
+        if fields is None:
+            return None
+        return {name: self._to_tracker(name, value) for name, value in fields.items()}
+
+
+@hookimpl
+def nhd_register_adapters(register: Callable[[str, type[Adapter]], None]) -> None:
+    """Register ``kind: rest``, exactly as a third-party plugin registers its adapter."""
+    register("rest", RestAdapter)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _actor(value: Any) -> Actor | None:
+    if not isinstance(value, dict) or value.get("uuid") in (None, ""):
+        return None
+    return Actor(
+        uuid=str(value["uuid"]),
+        name=_text(value.get("name")),
+        role=value.get("role"),
+    )
+
+
+def _marker_pattern(marker: str) -> re.Pattern[str]:
+    before, _, after = marker.partition("{uuid}")
+    return re.compile(re.escape(before) + r"(?P<uuid>[A-Za-z0-9_.:-]+)" + re.escape(after))
+
+
+def _strip_marker(body: str, marker: str) -> str:
+    return _marker_pattern(marker).sub("", body).rstrip()
+
+
+def _fingerprint(document: Any) -> str:
+    text = json.dumps(document, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _parse_cursor(
+    cursor: str | None,
+) -> tuple[datetime | None, dict[str, tuple[str, str]]]:
+    if not cursor:
+        return None, {}
+    try:
+        data = json.loads(cursor)
+        since = parse_timestamp(data["since"]) if data.get("since") else None
+        seen = {str(k): (str(v[0]), str(v[1])) for k, v in (data.get("seen") or {}).items()}
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        raise PermanentError(
+            f"the stored cursor {cursor[:80]!r} was not written by the REST adapter; reset this "
+            "instance's cursor to read everything again"
+        ) from None
+    return since, seen
+
+
+def _cursor(newest: datetime | None, seen: dict[str, tuple[str, str]], lookback: timedelta) -> str:
+    kept: dict[str, tuple[str, str]] = {}
+    if newest is not None:
+        horizon = newest - lookback
+        recent = [(k, v) for k, v in seen.items() if parse_timestamp(v[1]) >= horizon]
+        recent.sort(key=lambda item: item[1][1], reverse=True)
+        kept = dict(recent[:MAX_CURSOR_FINGERPRINTS])
+        seen.clear()
+        seen.update(kept)
+    return json.dumps(
+        {
+            "v": CURSOR_VERSION,
+            "since": newest.isoformat() if newest is not None else None,
+            "seen": {k: list(v) for k, v in kept.items()},
+        },
+        separators=(",", ":"),
+    )

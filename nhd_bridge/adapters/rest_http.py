@@ -1,0 +1,517 @@
+"""HTTP for the REST adapter: authentication, retries, rate limits, errors, ETags and paging.
+
+Everything that talks to the network goes through :class:`RestClient`, so the rules hold for every
+operation of every profile:
+
+- **Retries.** Connection errors and 5xx answers are retried with exponential backoff, at most
+  ``retries.attempts`` tries. Only calls that are safe to repeat are retried after the request may
+  have reached the server (GET, PUT, DELETE); a POST or PATCH is retried only when the connection
+  was never made. The engine's breadcrumbs cover the rest.
+- **Rate limits.** 429, and 503 or 403 with ``Retry-After`` / ``X-RateLimit-Remaining: 0``, raise
+  :class:`TransientError` with ``retry_after`` at once: the engine parks the ticket for that long
+  instead of this process sleeping through someone else's quota.
+- **Errors** are one line: what was called, the status, and the tracker's own message read from
+  its error body (``errors.message``). 401/403 become :class:`PermanentError` naming what to check.
+- **Secrets** (passwords, tokens, keys) are removed from every message, and URLs in messages
+  carry no query string (an API key may travel there).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from nhd_bridge.adapters.rest_config import (
+    ApiKeyAuth,
+    BasicAuth,
+    BearerAuth,
+    OAuth2ClientCredentials,
+    Operation,
+    RestConfig,
+)
+from nhd_bridge.adapters.rest_template import render, render_url, search
+from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
+
+__all__ = ["Answer", "RestClient", "StaleWrite"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "nhd-bridge-rest/0.1"
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# An OAuth token is renewed this long before the server says it expires.
+TOKEN_MARGIN_SECONDS = 30.0
+
+
+class StaleWrite(TransientError):
+    """412: the record changed between reading its ETag and writing."""
+
+
+@dataclass
+class Answer:
+    """A decoded response: the JSON body (``None`` when empty or not JSON) and the response."""
+
+    data: Any
+    response: httpx.Response
+
+
+class RestClient:
+    """One httpx client per adapter, with the rules of the module docstring."""
+
+    def __init__(
+        self,
+        config: RestConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.config = config
+        self._sleep = sleep
+        self._secrets = _secrets(config)
+        self._token: tuple[str, float] | None = None
+        self._token_lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=config.base_url,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            timeout=config.retries.timeout_seconds,
+            verify=config.verify_tls,
+            transport=transport,
+            trust_env=False,
+            follow_redirects=False,
+        )
+        base_context = {"base_url": config.base_url, "origin": config.origin, "vars": config.vars}
+        self._headers = {
+            name: str(value)
+            for name, value in render(config.headers, base_context).items()
+            if value is not None
+        }
+
+    def __repr__(self) -> str:
+        return f"<RestClient {self.config.base_url}>"
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- operations -----------------------------------------------------------------------------
+
+    def call(
+        self,
+        operation: Operation,
+        context: dict[str, Any],
+        *,
+        what: str,
+        files: list[tuple[str, tuple[str, Any, str]]] | None = None,
+        content: Any = None,
+        allow_not_found: bool = False,
+    ) -> Answer | None:
+        """One operation (no paging). Returns ``None`` when the tracker says "no such thing"
+        and ``allow_not_found``; raises :class:`AdapterError` on every failure."""
+        url = render_url(operation.url, context)
+        params = _params(render(operation.params, context))
+        headers = {
+            k: str(v) for k, v in render(operation.headers, context).items() if v is not None
+        }
+        use_etag = self.config.etag if operation.etag is None else operation.etag
+        writes = operation.method in {"PUT", "PATCH", "DELETE"}
+        for attempt in (1, 2):
+            if use_etag and writes:
+                # Templates may build on the record as just read (``current``), e.g. a full list.
+                current = self.request("GET", url, what=f"{what} (reading its ETag)")
+                etag = current.response.headers.get("ETag")
+                if etag is None:
+                    raise PermanentError(
+                        f"{what}: {self._where('GET', url)} sent no ETag header, but the instance "
+                        "has etag: true; set etag: false for this tracker or this operation"
+                    )
+                headers["If-Match"] = etag
+                context = {**context, "current": current.data}
+            request = self._body(operation, context, files, content)
+            try:
+                return self.request(
+                    operation.method,
+                    url,
+                    what=what,
+                    not_found=operation.not_found if allow_not_found else None,
+                    params=params,
+                    headers=dict(headers),
+                    **request,
+                )
+            except StaleWrite:
+                if attempt == 2 or not (use_etag and writes):
+                    raise
+                log.info("%s: the record changed since its ETag was read; reading it again", what)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _body(
+        operation: Operation, context: dict[str, Any], files: Any, content: Any
+    ) -> dict[str, Any]:
+        body = render(operation.body, context) if operation.body is not None else None
+        if operation.body_type == "json":
+            return {} if body is None else {"json": body}
+        if operation.body_type == "form":
+            return {} if body is None else {"data": body}
+        if operation.body_type == "multipart":
+            fields = {k: render_text_value(v) for k, v in (body or {}).items() if v is not None}
+            return {"data": fields, "files": files or []}
+        return {"content": content}
+
+    def pages(
+        self, operation: Operation, context: dict[str, Any], *, what: str
+    ) -> Iterator[list[Any]]:
+        """The documents of a list operation, one page at a time, following its pagination."""
+        paging = operation.pagination
+        url: str | None = render_url(operation.url, context)
+        params = _params(render(operation.params, context))
+        headers = {
+            k: str(v) for k, v in render(operation.headers, context).items() if v is not None
+        }
+        if paging.size_param:
+            params[paging.size_param] = str(paging.page_size)
+        page, offset, pages_read = paging.first_page, 0, 0
+        if paging.style == "page":
+            params[paging.page_param] = str(page)
+        elif paging.style == "offset":
+            params[paging.offset_param] = "0"
+        while url is not None:
+            pages_read += 1
+            if pages_read > paging.max_pages:
+                raise PermanentError(
+                    f"{what}: more than {paging.max_pages} pages; the pagination settings "
+                    "probably loop (check operations.*.pagination)"
+                )
+            answer = self.request("GET", url, what=what, params=params, headers=headers)
+            items = search(operation.items, answer.data) if operation.items else answer.data
+            if items is None:
+                items = []
+            if not isinstance(items, list):
+                raise PermanentError(
+                    f"{what}: {operation.items or '@'} gave {type(items).__name__}, not a list; "
+                    "check the operation's items expression against the API's answer"
+                )
+            yield items
+            url, params = self._next_page(paging, answer, url, params, len(items), offset, page)
+            page += 1
+            offset += len(items)
+
+    def _next_page(
+        self,
+        paging: Any,
+        answer: Answer,
+        url: str,
+        params: dict[str, Any],
+        count: int,
+        offset: int,
+        page: int,
+    ) -> tuple[str | None, dict[str, Any]]:
+        style = paging.style
+        if style == "none":
+            return None, params
+        if style in {"page", "offset"}:
+            total = search(paging.total, answer.data) if paging.total else None
+            if count == 0 or (total is None and count < paging.page_size):
+                return None, params
+            if total is not None and offset + count >= int(total):
+                return None, params
+            if style == "page":
+                return url, {**params, paging.page_param: str(page + 1)}
+            return url, {**params, paging.offset_param: str(offset + count)}
+        if style == "cursor":
+            token = search(paging.next_token, answer.data)
+            if token in (None, ""):
+                return None, params
+            return url, {**params, paging.token_param: str(token)}
+        if style == "link_header":
+            following = answer.response.links.get("next", {}).get("url")
+            return (self._same_site(following), {}) if following else (None, params)
+        following = search(paging.next_url, answer.data)
+        return (self._same_site(str(following)), {}) if following else (None, params)
+
+    def _same_site(self, url: str) -> str:
+        """A next-page URL from the server; refused if it leaves the API's host (the
+        credentials would follow it)."""
+        absolute = urljoin(self.config.base_url, url)
+        if urlsplit(absolute).netloc != urlsplit(self.config.base_url).netloc:
+            raise PermanentError(
+                f"the next page is on another host ({urlsplit(absolute).netloc}); refusing to "
+                "send credentials there"
+            )
+        return absolute
+
+    # --- one request ----------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        not_found: Any = None,
+        **request: Any,
+    ) -> Answer:
+        """Send with auth, retry what may be retried, and turn failures into adapter errors."""
+        retries = self.config.retries
+        delay = retries.backoff_seconds
+        for attempt in range(1, retries.attempts + 1):
+            last = attempt == retries.attempts
+            try:
+                response = self._send(method, url, request)
+            except httpx.TransportError as error:
+                never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+                if last or not (never_sent or method in _IDEMPOTENT):
+                    raise TransientError(
+                        self._redact(
+                            f"{what}: {self._where(method, url)} could not be reached "
+                            f"({type(error).__name__}: {error}) after {attempt} "
+                            f"{'try' if attempt == 1 else 'tries'}; is the tracker up?"
+                        )
+                    ) from None
+                log.info("%s: %s, retrying in %.1fs", what, type(error).__name__, delay)
+            else:
+                if response.status_code < 400:
+                    return Answer(_json(response), response)
+                if not_found is not None and self._is_not_found(response, not_found):
+                    return None  # type: ignore[return-value]
+                error = self._error(method, url, response, what)
+                retryable = (
+                    response.status_code in _RETRY_STATUSES
+                    and getattr(error, "retry_after", None) is None
+                    and method in _IDEMPOTENT
+                )
+                if last or not retryable:
+                    raise error
+                log.info("%s: HTTP %s, retrying in %.1fs", what, response.status_code, delay)
+            self._sleep(delay)
+            delay = min(delay * 2, retries.max_backoff_seconds)
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, url: str, request: dict[str, Any]) -> httpx.Response:
+        request = dict(request)
+        headers = {**self._headers, **(request.pop("headers", None) or {})}
+        # None, not {}: httpx replaces a URL's own query (a next-page link) with empty params.
+        params = request.pop("params", None) or None
+        auth = self.config.auth
+        if isinstance(auth, BasicAuth):
+            request["auth"] = httpx.BasicAuth(auth.username, auth.password.get_secret_value())
+        elif isinstance(auth, BearerAuth):
+            headers["Authorization"] = f"{auth.scheme} {auth.token.get_secret_value()}"
+        elif isinstance(auth, ApiKeyAuth):
+            value = auth.prefix + auth.key.get_secret_value()
+            if auth.location == "header":
+                headers[auth.name] = value
+            else:
+                params = {**(params or {}), auth.name: value}
+        elif isinstance(auth, OAuth2ClientCredentials):
+            headers["Authorization"] = f"Bearer {self._oauth_token(auth)}"
+        response = self._http.request(method, url, params=params, headers=headers, **request)
+        if response.status_code == 401 and isinstance(auth, OAuth2ClientCredentials):
+            with self._token_lock:
+                self._token = None  # revoked or expired early: one fresh token, once
+            headers["Authorization"] = f"Bearer {self._oauth_token(auth)}"
+            response = self._http.request(method, url, params=params, headers=headers, **request)
+        return response
+
+    def _oauth_token(self, auth: OAuth2ClientCredentials) -> str:
+        with self._token_lock:
+            now = time.monotonic()
+            if self._token is not None and self._token[1] > now:
+                return self._token[0]
+            form = {"grant_type": "client_credentials"}
+            if auth.scope:
+                form["scope"] = auth.scope
+            if auth.audience:
+                form["audience"] = auth.audience
+            secret = auth.client_secret.get_secret_value()
+            extra: dict[str, Any] = {}
+            if auth.client_auth == "basic":
+                extra["auth"] = httpx.BasicAuth(auth.client_id, secret)
+            else:
+                form |= {"client_id": auth.client_id, "client_secret": secret}
+            try:
+                response = self._http.post(auth.token_url, data=form, **extra)
+            except httpx.TransportError as error:
+                raise TransientError(
+                    f"the OAuth token endpoint {_no_query(auth.token_url)} could not be reached "
+                    f"({type(error).__name__})"
+                ) from None
+            if response.status_code >= 400:
+                detail = self._message(response)
+                error_class = TransientError if response.status_code >= 500 else PermanentError
+                raise error_class(
+                    self._redact(
+                        f"getting an OAuth token from {_no_query(auth.token_url)} failed: HTTP "
+                        f"{response.status_code}{': ' + detail if detail else ''}; check "
+                        "auth.client_id, auth.client_secret and auth.scope"
+                    )
+                )
+            data = _json(response) or {}
+            token = data.get("access_token") if isinstance(data, dict) else None
+            if not token:
+                raise PermanentError(
+                    f"the OAuth token endpoint {_no_query(auth.token_url)} answered without an "
+                    "access_token"
+                )
+            lifetime = float(data.get("expires_in") or 3600)
+            self._token = (str(token), now + max(lifetime - TOKEN_MARGIN_SECONDS, 1.0))
+            self._secrets.append(str(token))
+            return str(token)
+
+    # --- errors ---------------------------------------------------------------------------------
+
+    def _is_not_found(self, response: httpx.Response, rule: Any) -> bool:
+        if response.status_code not in rule.status:
+            return False
+        return rule.when is None or bool(search(rule.when, _json(response)))
+
+    def _error(self, method: str, url: str, response: httpx.Response, what: str) -> AdapterError:
+        status = response.status_code
+        detail = self._message(response)
+        where = self._where(method, url)
+        said = f": {detail}" if detail else ""
+        retry_after = _retry_after(response)
+        limited = status == 429 or (
+            status in {403, 503} and response.headers.get("X-RateLimit-Remaining") == "0"
+        )
+        if limited or (status == 503 and retry_after is not None):
+            wait = f"; retry after {retry_after:.0f}s" if retry_after is not None else ""
+            return TransientError(
+                self._redact(f"{what}: {where} is rate limited (HTTP {status}){said}{wait}"),
+                retry_after=retry_after,
+            )
+        if status in {401, 403}:
+            hint = self._auth_hint() if status == 401 else "the account lacks permission for this"
+            return PermanentError(
+                self._redact(
+                    f"{what}: {where} refused the credentials (HTTP {status}){said}; {hint}"
+                )
+            )
+        if status == 412:
+            return StaleWrite(self._redact(f"{what}: {where} changed meanwhile (HTTP 412){said}"))
+        if status >= 500 or status in {408, 409, 425}:
+            return TransientError(
+                self._redact(f"{what}: {where} failed (HTTP {status}){said}"),
+                retry_after=retry_after,
+            )
+        return PermanentError(self._redact(f"{what}: {where} was refused (HTTP {status}){said}"))
+
+    def _auth_hint(self) -> str:
+        auth = self.config.auth
+        if isinstance(auth, BasicAuth):
+            return f"check auth.username ({auth.username!r}) and auth.password"
+        if isinstance(auth, BearerAuth):
+            return "check auth.token (expired or revoked?)"
+        if isinstance(auth, ApiKeyAuth):
+            return f"check auth.key (sent as {auth.location} {auth.name!r})"
+        if isinstance(auth, OAuth2ClientCredentials):
+            return "check auth.client_id, auth.client_secret and auth.scope"
+        return "the tracker wants credentials: set auth"
+
+    def _message(self, response: httpx.Response) -> str:
+        """The tracker's own words from an error body, on one line, at most 300 characters."""
+        data = _json(response)
+        message: Any = None
+        if data is not None and self.config.errors.message:
+            try:
+                message = search(self.config.errors.message, data)
+            except Exception:  # a profile's expression must not hide the real error
+                message = None
+        if message is None and isinstance(data, dict):
+            for key in ("message", "error_description", "error", "errors", "detail"):
+                if data.get(key):
+                    message = data[key]
+                    break
+        if message is None:
+            message = response.text
+        if isinstance(message, list):
+            message = "; ".join(str(item) for item in message)
+        elif isinstance(message, dict):
+            message = message.get("msg") or message.get("message") or str(message)
+        text = " ".join(str(message).split())
+        return text[:300] + ("…" if len(text) > 300 else "")
+
+    def _where(self, method: str, url: str) -> str:
+        return f"{method} {_no_query(urljoin(self.config.base_url, url))}"
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _params(rendered: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters: values left out when empty, lists repeated, everything else text."""
+    params: dict[str, Any] = {}
+    for name, value in rendered.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            params[name] = [render_text_value(item) for item in value]
+        else:
+            params[name] = render_text_value(value)
+    return params
+
+
+def render_text_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    kind = response.headers.get("Content-Type", "")
+    if "json" not in kind and response.content.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value:
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            try:
+                return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+            except (TypeError, ValueError):
+                pass
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset and response.headers.get("X-RateLimit-Remaining") == "0":
+        try:
+            number = float(reset)
+        except ValueError:
+            return None
+        # GitHub sends epoch seconds; Roundup and others send seconds to wait.
+        return max(number - time.time(), 0.0) if number > 1_000_000_000 else number
+    return None
+
+
+def _no_query(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
+
+
+def _secrets(config: RestConfig) -> list[str]:
+    auth = config.auth
+    values = []
+    for name in ("password", "token", "key", "client_secret"):
+        secret = getattr(auth, name, None)
+        if secret is not None:
+            values.append(secret.get_secret_value())
+    return values
