@@ -1,0 +1,865 @@
+"""A small Jira site on loopback, used only to (re)generate the cassettes in tests/cassettes/jira/.
+
+Nothing here runs in a normal test run: the tests replay cassettes. With ``NHD_JIRA_RECORD=sim``
+the same tests run against this simulator over real HTTP, and vcrpy records the traffic, which is
+how the committed cassettes were made. Every response follows Atlassian's documented shapes for
+Jira Cloud REST v3 and Jira Data Center REST v2 (checked against the real recordings in
+/work/shared/reference-recordings/jira): field names, nesting, ``self`` links, user objects
+(``accountId`` on Cloud; ``name``/``key`` on Data Center), timestamps in the user's time zone with
+a ``+hhmm`` offset, ``204`` with an empty body for edits and transitions, a JSON *array* from an
+attachment upload, ``Retry-After`` and ``X-RateLimit-*`` on a 429.
+
+The simulated clock moves 7 seconds per write, so recordings are deterministic.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+from zoneinfo import ZoneInfo
+
+CLOUD_SITE = "https://nhd-test.atlassian.net"
+DC_SITE = "https://jira.nhd-test.example"
+
+STATUSES = {
+    "To Do": ("10000", 2, "new", "blue-gray", "To Do"),
+    "In Progress": ("3", 4, "indeterminate", "yellow", "In Progress"),
+    "Done": ("10001", 3, "done", "green", "Done"),
+}
+# The project's workflow: no direct way from To Do to Done.
+WORKFLOW = {
+    "To Do": [("11", "Start progress", "In Progress")],
+    "In Progress": [("21", "Stop progress", "To Do"), ("31", "Resolve", "Done")],
+    "Done": [("41", "Reopen", "To Do")],
+}
+CUSTOM_FIELDS = {
+    "customfield_10050": ("Severity", {"type": "option", "custom": "select", "customId": 10050}),
+    "customfield_10051": ("Region", {"type": "string", "custom": "textfield", "customId": 10051}),
+}
+
+
+@dataclass
+class User:
+    account_id: str
+    name: str
+    key: str
+    display: str
+    email: str
+
+
+BRIDGE = User(
+    "5f1a9c0e8b2d4a0069d1e001", "nhd-bridge", "JIRAUSER10100", "NHD Bridge", "bridge@example.com"
+)
+ADA = User("5f1a9c0e8b2d4a0069d1e002", "ada", "JIRAUSER10101", "Ada Lovelace", "ada@example.com")
+CAROL = User(
+    "5f1a9c0e8b2d4a0069d1e003", "carol", "JIRAUSER10102", "Carol Engineer", "carol@example.com"
+)
+USERS = [BRIDGE, ADA, CAROL]
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    times: int = 1
+
+
+@dataclass
+class Issue:
+    id: int
+    key: str
+    fields: dict[str, Any]
+    created: datetime
+    updated: datetime
+    status: str = "To Do"
+    resolution: str | None = None
+    comments: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    properties: dict[str, Any] = field(default_factory=dict)
+    comment_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class JiraSite:
+    """State of one simulated site; ``serve()`` exposes it on 127.0.0.1."""
+
+    def __init__(self, deployment: str, *, comments_in_search: int = 20):
+        self.cloud = deployment == "cloud"
+        self.site = CLOUD_SITE if self.cloud else DC_SITE
+        self.version = "3" if self.cloud else "2"
+        self.zone = ZoneInfo("Europe/Berlin" if self.cloud else "America/New_York")
+        self.now = datetime(2025, 3, 3, 9, 0, 0, tzinfo=UTC)
+        self.issues: dict[str, Issue] = {}
+        self.attachment_bytes: dict[str, bytes] = {}
+        self.next_issue = 10000
+        self.next_comment = 10100
+        self.next_attachment = 10200
+        self.request_number = 0
+        self.faults: list[Fault] = []
+        self.comments_in_search = comments_in_search
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # --- test controls ------------------------------------------------------------------------
+
+    def fail(self, method: str, path: str, status: int, times: int = 1) -> None:
+        self.faults.append(Fault(method, re.compile(path), status, times))
+
+    def human_comment(
+        self, key: str, body: Any, *, author: User = CAROL, visibility: dict | None = None
+    ) -> str:
+        """A comment a person wrote in Jira's UI (not through the API the bridge uses)."""
+        with self.lock:
+            return self._add_comment(self.issues[key], body, author, visibility, [])
+
+    def human_transition(self, key: str, status: str) -> None:
+        with self.lock:
+            issue = self.issues[key]
+            issue.status = status
+            self._touch(issue)
+
+    def serve(self) -> str:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with site.lock:
+                    status, headers, payload = site.handle(
+                        self.command, self.path, dict(self.headers), body
+                    )
+                self.send_response_only(status)  # no Server/Date of http.server's own
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _any
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # --- dispatch -----------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        self.request_number += 1
+        url = urlparse(target)
+        path = unquote(url.path)
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        for fault in self.faults:
+            if fault.times and fault.method == method and fault.path.search(path):
+                fault.times -= 1
+                return self._fault(fault.status)
+        if not any(k.lower() == "authorization" for k in headers):
+            return self._fault(401)
+        api = f"/rest/api/{self.version}/"
+        try:
+            if path.startswith("/secure/attachment/") and not self.cloud:
+                return self._download(path.split("/")[3])
+            if not path.startswith(api):
+                return self._error(404, "Not found")
+            route = path[len(api) :]
+            data = json.loads(body) if body and "json" in headers.get("Content-Type", "") else None
+            return self._route(method, route, query, data, headers, body)
+        except KeyError as missing:
+            return self._error(
+                404, f"Issue does not exist or you do not have permission to see it. ({missing})"
+            )
+
+    def _route(self, method, route, query, data, headers, body):
+        parts = route.split("/")
+        if route == "myself":
+            return self._ok(self._user(BRIDGE, full=True))
+        if route == "field":
+            return self._ok(self._field_list())
+        if route == "mypermissions":
+            wanted = query.get("permissions", "").split(",")
+            return self._ok(
+                {
+                    "permissions": {
+                        key: {
+                            "id": str(n),
+                            "key": key,
+                            "name": key.replace("_", " ").title(),
+                            "type": "PROJECT",
+                            "description": "",
+                            "havePermission": True,
+                        }
+                        for n, key in enumerate(wanted, 10)
+                    }
+                }
+            )
+        if parts[0] == "project" and len(parts) == 2:
+            return self._ok(self._project())
+        if parts[0] == "project" and parts[2:] == ["statuses"]:
+            return self._ok(self._project_statuses())
+        if route.startswith("issue/createmeta/"):
+            return self._ok(self._createmeta())
+        if route in ("search", "search/jql") and method == "GET":
+            return self._ok(self._search(route, query))
+        if route == "issue" and method == "POST":
+            return self._create(data)
+        if parts[0] == "issue" and len(parts) >= 2:
+            issue = self.issues[parts[1]]
+            rest = parts[2:]
+            if not rest and method == "GET":
+                return self._ok(
+                    self._issue_json(issue, query.get("fields"), query.get("properties"))
+                )
+            if not rest and method == "PUT":
+                return self._edit(issue, data)
+            if rest == ["editmeta"]:
+                return self._ok(self._editmeta())
+            if rest == ["transitions"] and method == "GET":
+                return self._ok(self._transitions(issue, query))
+            if rest == ["transitions"] and method == "POST":
+                return self._transition(issue, data)
+            if rest == ["comment"] and method == "GET":
+                return self._ok(self._comment_page(issue, query))
+            if rest == ["comment"] and method == "POST":
+                return self._post_comment(issue, data)
+            if len(rest) == 4 and rest[0] == "comment" and rest[2] == "properties":
+                stored = issue.comment_properties.get(rest[1], {})
+                if rest[3] not in stored:
+                    return self._error(404, f"The property with key '{rest[3]}' does not exist.")
+                return self._ok({"key": rest[3], "value": stored[rest[3]]})
+            if len(rest) == 2 and rest[0] == "properties":
+                if method == "PUT":
+                    created = rest[1] not in issue.properties
+                    issue.properties[rest[1]] = data
+                    return (201 if created else 200), self._headers(), b""
+                if rest[1] not in issue.properties:
+                    return self._error(404, f"The property with key '{rest[1]}' does not exist.")
+                return self._ok({"key": rest[1], "value": issue.properties[rest[1]]})
+            if rest == ["attachments"] and method == "POST":
+                return self._upload(issue, headers, body)
+        if parts[:2] == ["attachment", "content"] and self.cloud:
+            return self._download(parts[2])
+        return self._error(404, "Not found")
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def _tick(self) -> datetime:
+        self.now += timedelta(seconds=7)
+        return self.now
+
+    def _touch(self, issue: Issue) -> None:
+        issue.updated = self._tick()
+
+    def _create(self, data: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        fields = dict(data["fields"])
+        if not fields.get("summary"):
+            return self._error(400, None, {"summary": "You must specify a summary of the issue."})
+        self.next_issue += 1
+        number = len(self.issues) + 1
+        key = f"{fields['project']['key']}-{number}"
+        now = self._tick()
+        reporter = BRIDGE
+        if "reporter" in fields:
+            ident = fields.pop("reporter")
+            reporter = next(
+                u for u in USERS if ident in ({"accountId": u.account_id}, {"name": u.name})
+            )
+        stored = {
+            "summary": fields["summary"],
+            "labels": sorted(fields.get("labels") or []),
+            "reporter": reporter,
+            **{k: v for k, v in fields.items() if k.startswith("customfield_")},
+        }
+        issue = Issue(self.next_issue, key, stored, now, now)
+        for prop in data.get("properties") or []:
+            issue.properties[prop["key"]] = prop["value"]
+        self.issues[key] = issue
+        return (
+            201,
+            self._headers(),
+            _json({"id": str(issue.id), "key": key, "self": f"{self._api()}issue/{issue.id}"}),
+        )
+
+    def _edit(self, issue: Issue, data: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        for name, value in data["fields"].items():
+            if name == "labels":
+                value = sorted(value)
+            issue.fields[name] = value
+        self._touch(issue)
+        return 204, self._headers(content=False), b""
+
+    def _transition(self, issue: Issue, data: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        wanted = str(data["transition"]["id"])
+        for tid, _name, target in WORKFLOW[issue.status]:
+            if tid == wanted:
+                issue.status = target
+                resolution = ((data.get("fields") or {}).get("resolution") or {}).get("name")
+                issue.resolution = resolution if target == "Done" else None
+                self._touch(issue)
+                return 204, self._headers(content=False), b""
+        return self._error(
+            400,
+            f"Transition id '{wanted}' is not valid for this issue.",
+        )
+
+    def _post_comment(
+        self, issue: Issue, data: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes]:
+        comment_id = self._add_comment(
+            issue, data["body"], BRIDGE, data.get("visibility"), data.get("properties") or []
+        )
+        comment = next(c for c in issue.comments if c["id"] == comment_id)
+        return 201, self._headers(), _json(self._comment_json(issue, comment))
+
+    def _add_comment(self, issue, body, author, visibility, properties) -> str:
+        self.next_comment += 1
+        now = self._tick()
+        comment = {"id": str(self.next_comment), "body": body, "author": author, "created": now}
+        if visibility:
+            comment["visibility"] = dict(visibility)
+        issue.comments.append(comment)
+        issue.comment_properties[comment["id"]] = {p["key"]: p["value"] for p in properties}
+        issue.updated = now
+        return comment["id"]
+
+    def _upload(self, issue: Issue, headers: dict[str, str], body: bytes):
+        content_type = next(v for k, v in headers.items() if k.lower() == "content-type")
+        boundary = content_type.split("boundary=")[1].strip('"').encode()
+        parts = []
+        for chunk in body.split(b"--" + boundary)[1:-1]:
+            head, _, payload = chunk[2:].partition(b"\r\n\r\n")
+            head_text = head.decode()
+            filename = re.search(r'filename="([^"]*)"', head_text)[1]
+            part_type = re.search(r"Content-Type: (\S+)", head_text, re.I)
+            parts.append(
+                (filename, part_type[1] if part_type else "application/octet-stream", payload[:-2])
+            )
+        created = []
+        for filename, part_type, payload in parts:
+            self.next_attachment += 1
+            attachment_id = str(self.next_attachment)
+            self.attachment_bytes[attachment_id] = payload
+            item = {
+                "id": attachment_id,
+                "filename": filename,
+                "author": BRIDGE,
+                "created": self._tick(),
+                "size": len(payload),
+                "mimeType": part_type,
+            }
+            issue.attachments.append(item)
+            created.append(self._attachment_json(item))
+        issue.updated = self.now
+        return 200, self._headers(), _json(created)
+
+    def _download(self, attachment_id: str):
+        payload = self.attachment_bytes[attachment_id]
+        headers = self._headers(content=False)
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Content-Disposition"] = "attachment"
+        return 200, headers, payload
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def _search(self, route: str, query: dict[str, str]) -> dict[str, Any]:
+        matches, order = self._jql(query["jql"])
+        matches.sort(key=order)
+        size = int(query.get("maxResults", 50))
+        fields = query.get("fields")
+        properties = query.get("properties")
+        if route == "search":  # Data Center: startAt paging
+            start = int(query.get("startAt", 0))
+            page = matches[start : start + size]
+            return {
+                "expand": "schema,names",
+                "startAt": start,
+                "maxResults": size,
+                "total": len(matches),
+                "issues": [self._issue_json(i, fields, properties, search=True) for i in page],
+            }
+        start = (
+            int(base64.urlsafe_b64decode(query["nextPageToken"]).split(b":")[1])
+            if query.get("nextPageToken")
+            else 0
+        )
+        page = matches[start : start + size]
+        result: dict[str, Any] = {
+            "issues": [self._issue_json(i, fields, properties, search=True) for i in page]
+        }
+        if start + size < len(matches):
+            token = f"offset:{start + size}:{zlib.crc32(query['jql'].encode()):08x}"
+            result["nextPageToken"] = base64.urlsafe_b64encode(token.encode()).decode()
+            result["isLast"] = False
+        else:
+            result["isLast"] = True
+        return result
+
+    def _jql(self, jql: str):
+        text, _, order_text = jql.partition(" ORDER BY ")
+        clauses = [c.strip() for c in text.split(" AND ")]
+        issues = list(self.issues.values())
+        for clause in clauses:
+            if m := re.fullmatch(r'project = "([^"]+)"', clause):
+                issues = [i for i in issues if i.key.split("-")[0] == m[1]]
+            elif m := re.fullmatch(r'updated >= "(\d{4}-\d{2}-\d{2} \d{2}:\d{2})"', clause):
+                bound = datetime.strptime(m[1], "%Y-%m-%d %H:%M").replace(tzinfo=self.zone)
+                issues = [i for i in issues if i.updated >= bound]
+            elif m := re.fullmatch(r'labels = "([^"]+)"', clause):
+                issues = [i for i in issues if m[1] in i.fields["labels"]]
+            elif m := re.fullmatch(r"created >= -(\d+)d", clause):
+                bound = self.now - timedelta(days=int(m[1]))
+                issues = [i for i in issues if i.created >= bound]
+            else:
+                raise ValueError(f"the simulator does not understand JQL clause {clause!r}")
+        if order_text.startswith("created DESC"):
+            return issues, lambda i: (-i.created.timestamp(), -i.id)
+        return issues, lambda i: (i.updated, i.id)
+
+    def _issue_json(
+        self, issue: Issue, fields: str | None, properties: str | None, *, search: bool = False
+    ):
+        wanted = set((fields or "*all").split(","))
+        everything = "*all" in wanted or "*navigable" in wanted
+        values: dict[str, Any] = {
+            "summary": issue.fields["summary"],
+            "status": self._status(issue.status),
+            "labels": issue.fields["labels"],
+            "reporter": self._user(issue.fields["reporter"]),
+            "created": self._time(issue.created),
+            "updated": self._time(issue.updated),
+            "resolution": self._resolution(issue.resolution),
+            "comment": self._comment_block(issue, search),
+            "attachment": [self._attachment_json(a) for a in issue.attachments],
+            "issuetype": {
+                "self": f"{self._api()}issuetype/10002",
+                "id": "10002",
+                "name": "Task",
+                "subtask": False,
+            },
+            "project": self._project(short=True),
+        }
+        for field_id in CUSTOM_FIELDS:
+            values[field_id] = issue.fields.get(field_id)
+        if issue.fields.get("customfield_10050") is not None:
+            option = issue.fields["customfield_10050"]["value"]
+            values["customfield_10050"] = {
+                "self": f"{self._api()}customFieldOption/{10060 + len(option)}",
+                "value": option,
+                "id": str(10060 + len(option)),
+            }
+        chosen = {k: v for k, v in values.items() if everything or k in wanted}
+        result: dict[str, Any] = {
+            "expand": "operations,versionedRepresentations,editmeta,changelog,renderedFields",
+            "id": str(issue.id),
+            "self": f"{self._api()}issue/{issue.id}",
+            "key": issue.key,
+            "fields": chosen,
+        }
+        if properties:
+            result["properties"] = {
+                k: issue.properties[k] for k in properties.split(",") if k in issue.properties
+            }
+        return result
+
+    def _comment_block(self, issue: Issue, search: bool) -> dict[str, Any]:
+        shown = issue.comments[: self.comments_in_search] if search else issue.comments
+        return {
+            "comments": [self._comment_json(issue, c) for c in shown],
+            "self": f"{self._api()}issue/{issue.id}/comment",
+            "maxResults": len(shown),
+            "total": len(issue.comments),
+            "startAt": 0,
+        }
+
+    def _comment_page(self, issue: Issue, query: dict[str, str]) -> dict[str, Any]:
+        start = int(query.get("startAt", 0))
+        size = int(query.get("maxResults", 5000))
+        page = issue.comments[start : start + size]
+        return {
+            "startAt": start,
+            "maxResults": size,
+            "total": len(issue.comments),
+            "comments": [self._comment_json(issue, c) for c in page],
+        }
+
+    def _comment_json(self, issue: Issue, comment: dict[str, Any]) -> dict[str, Any]:
+        result = {
+            "self": f"{self._api()}issue/{issue.id}/comment/{comment['id']}",
+            "id": comment["id"],
+            "author": self._user(comment["author"]),
+            "body": comment["body"],
+            "updateAuthor": self._user(comment["author"]),
+            "created": self._time(comment["created"]),
+            "updated": self._time(comment["created"]),
+        }
+        if "visibility" in comment:
+            visibility = dict(comment["visibility"])
+            if self.cloud:
+                visibility["identifier"] = visibility["value"]
+            result["visibility"] = visibility
+        if self.cloud:
+            internal = issue.comment_properties.get(comment["id"], {}).get("sd.public.comment")
+            result["jsdPublic"] = not (internal or {}).get("internal", False)
+        return result
+
+    def _transitions(self, issue: Issue, query: dict[str, str]) -> dict[str, Any]:
+        with_fields = "transitions.fields" in query.get("expand", "")
+        result = []
+        for tid, name, target in WORKFLOW[issue.status]:
+            item: dict[str, Any] = {
+                "id": tid,
+                "name": name,
+                "to": self._status(target),
+                "hasScreen": target == "Done",
+                "isGlobal": False,
+                "isInitial": False,
+                "isAvailable": True,
+                "isConditional": False,
+                "isLooped": False,
+            }
+            if with_fields:
+                item["fields"] = (
+                    {
+                        "resolution": {
+                            "required": True,
+                            "schema": {"type": "resolution", "system": "resolution"},
+                            "name": "Resolution",
+                            "key": "resolution",
+                            "operations": ["set"],
+                            "allowedValues": [self._resolution(r) for r in ("Done", "Won't Do")],
+                        }
+                    }
+                    if target == "Done"
+                    else {}
+                )
+            result.append(item)
+        return {"expand": "transitions", "transitions": result}
+
+    def _editmeta(self) -> dict[str, Any]:
+        names = {"summary": "Summary", "labels": "Labels", "reporter": "Reporter"}
+        names.update({k: v[0] for k, v in CUSTOM_FIELDS.items()})
+        return {
+            "fields": {
+                key: {"required": key == "summary", "name": name, "key": key, "operations": ["set"]}
+                for key, name in names.items()
+            }
+        }
+
+    def _createmeta(self) -> dict[str, Any]:
+        ids = ["summary", "issuetype", "project", "reporter", "labels", *CUSTOM_FIELDS]
+        items = [
+            {
+                "required": key in ("summary", "issuetype", "project"),
+                "name": key,
+                "key": key,
+                "fieldId": key,
+                "operations": ["set"],
+            }
+            for key in ids
+        ]
+        listing = "fields" if self.cloud else "values"
+        return {"startAt": 0, "maxResults": 200, "total": len(items), listing: items}
+
+    def _field_list(self) -> list[dict[str, Any]]:
+        system = [
+            ("summary", "Summary", {"type": "string", "system": "summary"}),
+            ("status", "Status", {"type": "status", "system": "status"}),
+            ("labels", "Labels", {"type": "array", "items": "string", "system": "labels"}),
+            ("reporter", "Reporter", {"type": "user", "system": "reporter"}),
+            ("comment", "Comment", {"type": "comments-page", "system": "comment"}),
+        ]
+        listing = [
+            {
+                "id": fid,
+                "key": fid,
+                "name": name,
+                "custom": False,
+                "orderable": True,
+                "navigable": True,
+                "searchable": True,
+                "clauseNames": [fid],
+                "schema": schema,
+            }
+            for fid, name, schema in system
+        ]
+        for fid, (name, schema) in CUSTOM_FIELDS.items():
+            custom = dict(
+                schema,
+                custom=f"com.atlassian.jira.plugin.system.customfieldtypes:{schema['custom']}",
+            )
+            listing.append(
+                {
+                    "id": fid,
+                    "key": fid,
+                    "name": name,
+                    "custom": True,
+                    "orderable": True,
+                    "navigable": True,
+                    "searchable": True,
+                    "clauseNames": [f"cf[{schema['customId']}]", name],
+                    "schema": custom,
+                }
+            )
+        return listing
+
+    def _project(self, *, short: bool = False) -> dict[str, Any]:
+        project = {
+            "self": f"{self._api()}project/10000",
+            "id": "10000",
+            "key": "NHD",
+            "name": "NHD Support",
+            "projectTypeKey": "software",
+        }
+        if short:
+            return project
+        return {
+            "expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
+            **project,
+            "description": "",
+            "lead": self._user(BRIDGE),
+            "issueTypes": [
+                {
+                    "self": f"{self._api()}issuetype/10002",
+                    "id": "10002",
+                    "name": "Task",
+                    "subtask": False,
+                },
+                {
+                    "self": f"{self._api()}issuetype/10004",
+                    "id": "10004",
+                    "name": "Bug",
+                    "subtask": False,
+                },
+            ],
+            "assigneeType": "UNASSIGNED",
+        }
+
+    def _project_statuses(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "self": f"{self._api()}issuetype/10002",
+                "id": "10002",
+                "name": "Task",
+                "subtask": False,
+                "statuses": [self._status(name) for name in STATUSES],
+            }
+        ]
+
+    # --- shapes -------------------------------------------------------------------------------
+
+    def _api(self) -> str:
+        return f"{self.site}/rest/api/{self.version}/"
+
+    def _time(self, moment: datetime) -> str:
+        local = moment.astimezone(self.zone)
+        return (
+            local.strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{local.microsecond // 1000:03d}"
+            + local.strftime("%z")
+        )
+
+    def _status(self, name: str) -> dict[str, Any]:
+        sid, cid, ckey, color, cname = STATUSES[name]
+        return {
+            "self": f"{self._api()}status/{sid}",
+            "description": "",
+            "iconUrl": f"{self.site}/",
+            "name": name,
+            "id": sid,
+            "statusCategory": {
+                "self": f"{self._api()}statuscategory/{cid}",
+                "id": cid,
+                "key": ckey,
+                "colorName": color,
+                "name": cname,
+            },
+        }
+
+    def _resolution(self, name: str | None) -> dict[str, Any] | None:
+        if name is None:
+            return None
+        rid = {"Done": "10000", "Won't Do": "10001"}[name]
+        return {
+            "self": f"{self._api()}resolution/{rid}",
+            "id": rid,
+            "description": "",
+            "name": name,
+        }
+
+    def _user(self, user: User, *, full: bool = False) -> dict[str, Any]:
+        avatars = {
+            size: f"https://avatar.example/{user.key}/{size[:2]}"
+            for size in ("48x48", "24x24", "16x16", "32x32")
+        }
+        if self.cloud:
+            result = {
+                "self": f"{self._api()}user?accountId={user.account_id}",
+                "accountId": user.account_id,
+                "emailAddress": user.email,
+                "avatarUrls": avatars,
+                "displayName": user.display,
+                "active": True,
+                "timeZone": "Europe/Berlin",
+                "accountType": "atlassian",
+            }
+        else:
+            result = {
+                "self": f"{self._api()}user?username={user.name}",
+                "name": user.name,
+                "key": user.key,
+                "emailAddress": user.email,
+                "avatarUrls": avatars,
+                "displayName": user.display,
+                "active": True,
+                "timeZone": "America/New_York",
+            }
+            if full:
+                result["deleted"] = False
+        if full:
+            result.update(
+                {
+                    "locale": "en_US",
+                    "groups": {"size": 2, "items": []},
+                    "applicationRoles": {"size": 1, "items": []},
+                    "expand": "groups,applicationRoles",
+                }
+            )
+        return result
+
+    def _attachment_json(self, item: dict[str, Any]) -> dict[str, Any]:
+        content = (
+            f"{self._api()}attachment/content/{item['id']}"
+            if self.cloud
+            else f"{self.site}/secure/attachment/{item['id']}/{item['filename']}"
+        )
+        return {
+            "self": f"{self._api()}attachment/{item['id']}",
+            "id": item["id"],
+            "filename": item["filename"],
+            "author": self._user(item["author"]),
+            "created": self._time(item["created"]),
+            "size": item["size"],
+            "mimeType": item["mimeType"],
+            "content": content,
+        }
+
+    def _headers(self, *, content: bool = True) -> dict[str, str]:
+        stamp = self.now.strftime("%a, %d %b %Y %H:%M:%S GMT")
+        trace = f"{self.request_number:032x}"
+        if self.cloud:
+            headers = {
+                "Date": stamp,
+                "Server": "AtlassianEdge",
+                "Atl-Traceid": trace,
+                "Atl-Request-Id": "-".join(
+                    (trace[:8], trace[8:12], trace[12:16], trace[16:20], trace[20:])
+                ),
+                "Cache-Control": "no-cache, no-store, no-transform",
+                "Vary": "Accept-Encoding",
+                "X-Aaccountid": BRIDGE.account_id,
+                "X-Ratelimit-Limit": "350",
+                "X-Ratelimit-Remaining": "349",
+                "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
+                "X-Content-Type-Options": "nosniff",
+            }
+        else:
+            headers = {
+                "Date": stamp,
+                "Server": "Apache-Coyote/1.1",
+                "X-AREQUESTID": f"{540 + self.request_number}x{self.request_number}x1",
+                "X-ASEN": "SEN-L12345678",
+                "X-Seraph-LoginReason": "OK",
+                "X-AUSERNAME": BRIDGE.name,
+                "Cache-Control": "no-cache, no-store, no-transform",
+                "X-Content-Type-Options": "nosniff",
+            }
+        if content:
+            headers["Content-Type"] = "application/json;charset=UTF-8"
+        else:
+            headers["Content-Type"] = "text/html;charset=UTF-8"
+        return headers
+
+    def _ok(self, payload: Any) -> tuple[int, dict[str, str], bytes]:
+        return 200, self._headers(), _json(payload)
+
+    def _error(self, status: int, message: str | None, errors: dict | None = None):
+        payload = {"errorMessages": [message] if message else [], "errors": errors or {}}
+        return status, self._headers(), _json(payload)
+
+    def _fault(self, status: int) -> tuple[int, dict[str, str], bytes]:
+        headers = self._headers()
+        if status == 429:
+            headers.update(
+                {
+                    "Retry-After": "17",
+                    "X-RateLimit-Limit": "350",
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-FillRate": "10",
+                    "X-RateLimit-Interval-Seconds": "1",
+                    "X-RateLimit-NearLimit": "true",
+                    "RateLimit-Reason": "jira-quota-tenant-based"
+                    if self.cloud
+                    else "jira-rate-limit",
+                }
+            )
+            headers.pop("X-Ratelimit-Limit", None)
+            headers.pop("X-Ratelimit-Remaining", None)
+            headers["Content-Type"] = "application/json;charset=UTF-8"
+            return 429, headers, _json({"errorMessages": ["Rate limit exceeded."], "errors": {}})
+        if status == 401:
+            headers["WWW-Authenticate"] = (
+                'OAuth realm="' + self.site.replace("https://", "https%3A%2F%2F") + '"'
+            )
+            headers["X-Seraph-LoginReason"] = "AUTHENTICATED_FAILED"
+            headers["X-AUSERNAME"] = "anonymous"
+            headers.pop("X-Aaccountid", None)
+            if self.cloud:
+                headers["Content-Type"] = "text/plain;charset=UTF-8"
+                return 401, headers, b"Client must be authenticated to access this resource."
+            return (
+                401,
+                headers,
+                _json(
+                    {
+                        "message": "Client must be authenticated to access this resource.",
+                        "status-code": 401,
+                    }
+                ),
+            )
+        if status == 403:
+            return (
+                status,
+                headers,
+                _json(
+                    {
+                        "errorMessages": [
+                            "You do not have permission to create issues in this project."
+                        ],
+                        "errors": {},
+                    }
+                ),
+            )
+        return status, headers, _json({"errorMessages": [f"HTTP {status}"], "errors": {}})
+
+
+def _json(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
