@@ -285,6 +285,32 @@ def unshare(ctx: click.Context, ticket: str, agreement: str) -> None:
     click.echo(f"{ticket} ({shared_uuid}) is no longer synced under {agreement}; copies are kept")
 
 
+@main.command(name="reset-cursor")
+@click.option("--instance", required=True, help="Read this instance's tickets from the start.")
+@click.option("--agreement", "names", multiple=True, help="Only this agreement (repeatable).")
+@click.pass_context
+def reset_cursor(ctx: click.Context, instance: str, names: tuple[str, ...]) -> None:
+    """Make the next run read every ticket of an instance again (after a restore, say).
+
+    Safe: tickets that did not change are recognised from their snapshots and not written."""
+    config = load(ctx)
+    _require_instance(config, instance)
+    selected = [
+        name
+        for name in _agreements(config, names)
+        if instance
+        in (config.bridge.agreements[name].sender, config.bridge.agreements[name].receiver)
+    ]
+    store = StateStore(config.state_url)
+    try:
+        with store.transaction() as tx:
+            for name in selected:
+                tx.put_cursor(name, instance, None)
+    finally:
+        store.close()
+    click.echo(f"{instance}: cursor reset for {', '.join(selected) or 'no agreement'}")
+
+
 # --- helpers -------------------------------------------------------------------------------------
 
 

@@ -427,3 +427,30 @@ def test_check_reports_each_instance(cli):
         "A: ok tracker reachable: fake tracker 'A' holds 0 tickets",
         "B: ok tracker reachable: fake tracker 'B' holds 0 tickets",
     ]
+
+
+def test_reset_cursor_makes_the_next_sync_read_everything_again_and_write_nothing(cli):
+    FakeTracker.named("A").create_ticket("Read twice, written once")
+    assert cli("sync").exit_code == 0
+
+    reset = cli("reset-cursor", "--instance", "A")
+
+    assert reset.exit_code == 0
+    assert reset.stdout.strip() == "A: cursor reset for ab"
+    again = cli("sync")
+    match = SUMMARY.search(again.stdout)
+    assert match is not None and int(match.group(0).split("seen ")[1].split(",")[0]) >= 1
+    assert match["writes"] == "0"
+
+
+def test_unshare_stops_a_ticket_and_explains_it(cli):
+    ticket = FakeTracker.named("A").create_ticket("Shared, then not")
+    cli("sync")
+
+    result = cli("unshare", f"A:{ticket}", "--agreement", "ab")
+
+    assert result.exit_code == 0, result.output
+    assert "no longer synced under ab" in result.stdout
+    FakeTracker.named("A").add_comment(ticket, "after unshare")
+    assert SUMMARY.search(cli("sync").stdout)["writes"] == "0"
+    assert cli("unshare", "A:999", "--agreement", "ab").exit_code == 2

@@ -601,3 +601,32 @@ def test_comment_edited_on_both_sides_keeps_each_text_and_reports_a_conflict(mak
     assert [c.body for c in a.ticket(ticket).comments] == ["A's version"]
     assert [c.body for c in only_ticket(b).comments] == ["B's version"]
     assert [e.action for e in bridge.journal(outcome="conflict")] == ["edit"]
+
+
+def test_a_pending_create_whose_recovery_lookup_fails_is_not_created_again(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("Created once, even when recovery cannot look")
+    b.fail_after("create", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        bridge.run()
+    bridge.restart()
+    b.fail_next("find_by_shared_uuid", TransientError("search is down"))
+    a.add_comment(ticket, "a change while recovery cannot look")
+    [summary] = bridge.run()
+    assert summary.skipped["waiting for crash recovery"] == 1
+    assert len(b.tickets()) == 1
+    bridge.run_until_quiet()
+    [copy] = b.tickets()
+    assert [c.body for c in copy.comments] == ["a change while recovery cannot look"]
+
+
+def test_status_map_naming_a_status_the_target_lacks_is_refused_before_any_write(make_bridge):
+    bridge = make_bridge(
+        {"ab": full(status_map={"outbound": {"open": "Opne"}})},
+        instances={"A": {"kind": "fake"}, "B": {"kind": "fake", "statuses": ["Open", "Done"]}},
+    )
+    FakeTracker.named("A").create_ticket("Typo in the map")
+    with pytest.raises(AgreementRefused, match="'Opne', which B does not have"):
+        bridge.run()
+    assert FakeTracker.named("B").tickets() == []

@@ -165,3 +165,17 @@ def test_a_whole_bridge_runs_on_postgresql(postgres_database, make_bridge, tmp_p
         ("hi back", False),
     ]
     assert sum(s.total_writes for s in bridge.run()) == 0
+
+
+def test_workers_opening_a_new_store_together_migrate_it_once(store_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_store(_: int) -> int:
+        store = StateStore(store_url)
+        with store.engine.connect() as connection:
+            version = current_version(connection)
+        store.close()
+        return version
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(open_store, range(4))) == [LATEST_VERSION] * 4

@@ -610,8 +610,8 @@ class LocalTracker:
             # a backup): reading "after" it would silently skip every change until it catches up.
             raise PermanentError(
                 f"cursor {position} is ahead of the last change ({last}) of local tracker "
-                f"{self.path}: was the database file replaced? Reset the agreement's cursor to "
-                "read every ticket again"
+                f"{self.path}: was the database file replaced? Run `nhd-bridge reset-cursor "
+                "--instance NAME` to read every ticket again"
             )
         return position
 
@@ -632,8 +632,8 @@ class LocalTracker:
 class LocalAdapter(Adapter):
     """The bridge's view of a :class:`LocalTracker`: the contract, translated one call each.
 
-    The tracker is opened on first use, not in ``__init__``: building adapters (``nhd-bridge
-    validate``) must not create database files.
+    The tracker is opened on first use, not in ``__init__``: building an adapter must not
+    create database files (a command may build adapters it never calls).
     """
 
     kind = "local"

@@ -19,6 +19,7 @@ import fnmatch
 import logging
 import os
 import socket
+import threading
 import uuid as uuid_module
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,6 +130,7 @@ class SyncEngine:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self._lease_renewed = clock()
         self._progress = progress or _no_progress
+        self._stop = threading.Event()
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -137,9 +139,7 @@ class SyncEngine:
             kind = self.config.bridge.instances[instance].kind
             adapter_class = self.plugins.adapter_class(kind)
             adapter = adapter_class(instance, self.config.adapter_configs[instance])
-            adapter.attach(
-                AdapterContext(instance, self.config.sharing_url(instance), self.store)
-            )
+            adapter.attach(AdapterContext(instance, self.config.sharing_url(instance), self.store))
             self._adapters[instance] = adapter
         return self._adapters[instance]
 
@@ -150,6 +150,11 @@ class SyncEngine:
     def plan(self, agreement: str) -> tuple[RunSummary, list[WorkItem]]:
         """What the next run would write; nothing is written anywhere."""
         return self._run(agreement, dry_run=True)
+
+    def request_stop(self) -> None:
+        """Finish the ticket being written, then stop; the cursor stays where it is, so the next
+        run reads again what this one did not get to (a graceful SIGTERM)."""
+        self._stop.set()
 
     def unshare(self, agreement: str, instance: str, local_id: str) -> str:
         """Stop syncing one ticket under one agreement; both copies stay as they are.
@@ -290,9 +295,11 @@ class SyncEngine:
                 closed_statuses=frozenset(config.closed_statuses),
             )
 
-        return Rules(
+        rules = Rules(
             agreement, side(agreement.sender, "sender"), side(agreement.receiver, "receiver")
         )
+        _check_status_maps(name, rules)
+        return rules
 
     # --- crash recovery -------------------------------------------------------------------------
 
@@ -352,6 +359,9 @@ class SyncEngine:
             return work.items
         phase = f"writing changes from {side.instance}"
         for done, item in enumerate(work.items, start=1):
+            if self._stop.is_set():
+                summary.errors.append(f"stopped on request after {done - 1} tickets")
+                return work.items[: done - 1]
             self._renew_lease(name)
             self._execute(rules, item, summary)
             self._progress(name, phase, done, len(work.items))
@@ -399,6 +409,11 @@ class SyncEngine:
                     self._progress(name, f"reading {side.instance}", summary.tickets_seen, None)
                 if page.cursor is not None:
                     work.cursor = page.cursor
+                if not dry_run:
+                    self._renew_lease(name)
+                if self._stop.is_set():
+                    summary.errors.append(f"stopped on request while reading {side.instance}")
+                    return False
         except AdapterError as error:
             # A failed read changes nothing anywhere: no closes, no deletions, cursor kept.
             message = (
@@ -549,8 +564,13 @@ class SyncEngine:
             missing_links = [(u, side.instance, lid) for u, lid in missing] + [
                 (u, other_side.instance, lid) for u, lid in other_missing
             ]
+        elif other_link is not None:
+            # A create on the other side is still pending (its recovery lookup failed): creating
+            # now could make a second copy. Wait until recovery has found it or ruled it out.
+            summary.skipped["waiting for crash recovery"] += 1
+            return
         elif side.role == "receiver":
-            return  # the sender's copy is gone or pending; the sender pass handles it
+            return  # the sender's copy is gone; the sender pass handles it
         else:
             missing_links = [(u, side.instance, lid) for u, lid in missing]
         if side.role == "sender":
@@ -949,6 +969,24 @@ class SyncEngine:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _check_status_maps(name: str, rules: Rules) -> None:
+    """A status map naming a status the target does not have would fail on every write."""
+    maps = rules.agreement.status_map
+    for way, table, target in (
+        ("outbound", maps.outbound, rules.receiver),
+        ("inbound", maps.inbound, rules.sender),
+    ):
+        known = target.capabilities.statuses
+        if table is None or known is None:
+            continue
+        unknown = sorted({value for value in table.values() if value not in known})
+        if unknown:
+            raise AgreementRefused(
+                f"agreement {name}: status_map.{way} maps to {', '.join(map(repr, unknown))}, "
+                f"which {target.instance} does not have; its statuses: {', '.join(known)}"
+            )
 
 
 def _written_value(changes: TicketChanges, name: str) -> Any:

@@ -6,6 +6,7 @@ in its own transaction, so a store written by an older release is upgraded in pl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from sqlalchemy import (
@@ -20,8 +21,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 metadata = MetaData()
 
@@ -283,7 +286,40 @@ def current_version(connection: Connection) -> int:
 
 
 def migrate(engine: Engine) -> int:
-    """Bring the schema to the latest version; returns the version it was at before."""
+    """Bring the schema to the latest version; returns the version it was at before.
+
+    Two workers starting together on a new PostgreSQL store must not both create the tables: a
+    session-level advisory lock makes the second wait and then find the work done. (SQLite
+    serialises writers by itself.)"""
+    if engine.dialect.name != "postgresql":
+        return _migrate_retrying(engine)
+    with engine.connect() as lock:
+        lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        try:
+            return _migrate(engine)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            lock.commit()
+
+
+def _migrate_retrying(engine: Engine, attempts: int = 5) -> int:
+    """SQLite: a step and its version row commit together, so a worker that lost the race to
+    create a table finds, on its next attempt, the step done and recorded."""
+    for attempt in range(attempts):
+        try:
+            return _migrate(engine)
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+# An arbitrary 63-bit number naming "nhd_bridge schema migration" among advisory locks.
+_MIGRATION_LOCK = 0x6E68645F6D696772
+
+
+def _migrate(engine: Engine) -> int:
     with engine.begin() as connection:
         metadata.create_all(connection, tables=[meta])
         before = current_version(connection)

@@ -395,12 +395,19 @@ class StateTx:
         Rows already linked are updated; the new ones go in with one statement."""
         if not rows:
             return
-        existing = self.comment_links(shared_uuid)
+        # Existing links are looked up by their own key, whichever ticket they were made for.
+        existing = {
+            (row.comment_uuid, row.instance): row.local_id
+            for row in self._execute(
+                select(comment_links).where(
+                    comment_links.c.comment_uuid.in_({uuid for uuid, _, _ in rows})
+                )
+            )
+        }
         fresh = []
         for comment_uuid, instance, local_id in dict.fromkeys(rows):
-            known = existing.get(instance, {})
-            if comment_uuid in known:
-                if known[comment_uuid] != local_id:
+            if (comment_uuid, instance) in existing:
+                if existing[(comment_uuid, instance)] != local_id:
                     self.put_comment_link(comment_uuid, instance, shared_uuid, local_id)
             else:
                 fresh.append(
