@@ -7,6 +7,7 @@ not be read; 2 bad configuration or usage.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterator
@@ -191,6 +192,25 @@ def sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, once: bool) 
     _print_summaries(summaries)
     parked = any(summary.parked or summary.errors for summary in summaries)
     sys.exit(EXIT_PARKED if parked else EXIT_OK)
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default: server.host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: server.port, 8080).")
+@click.option("--once", is_flag=True, help="Run every agreement once and exit, as cron would.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, once: bool) -> None:
+    """Serve the NHD receiver and run every agreement on its schedule, until SIGTERM."""
+    if once:
+        ctx.invoke(sync)
+        return
+    config = load(ctx)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from nhd_bridge.serve import serve as run_server
+
+    run_server(config, host=host, port=port)
 
 
 @main.command()

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from nhd_bridge.core.adapter import AdapterConfig
 from nhd_bridge.core.plugins import PluginError, Plugins
+from nhd_bridge.core.protocol.settings import ReceiverSettings
 
 __all__ = [
     "AgreementConfig",
@@ -32,6 +33,7 @@ __all__ = [
     "ConflictPolicy",
     "InstanceConfig",
     "LoadedConfig",
+    "ServerConfig",
     "StateConfig",
     "json_schema",
     "load_config",
@@ -168,9 +170,22 @@ class InstanceConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
 
+class ServerConfig(_Strict):
+    """``nhd-bridge serve``: where it listens, and the NHD receiver if partners push to us."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    receiver: ReceiverSettings | None = Field(
+        default=None,
+        description="Serve the NHD endpoints (base_url is our public sharing URL); leave out "
+        "to run only the scheduler and /health",
+    )
+
+
 class BridgeConfig(_Strict):
     version: Literal[1] = 1
     state: StateConfig = Field(default_factory=StateConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     plugins: list[str] = Field(default_factory=list)
     instances: dict[str, InstanceConfig]
     agreements: dict[str, AgreementConfig] = Field(default_factory=dict)

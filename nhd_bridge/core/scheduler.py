@@ -40,7 +40,7 @@ class BridgeScheduler:
     ):
         self.config = config
         self.store = store
-        self._on_finished = on_finished
+        self._listeners: list[Callable[[RunSummary], None]] = [on_finished] if on_finished else []
         self._stopping = threading.Event()
         self._running: dict[str, SyncEngine] = {}
         self._lock = threading.Lock()
@@ -58,6 +58,10 @@ class BridgeScheduler:
                 name=f"sync {name}",
                 next_run_time=datetime.now(UTC),
             )
+
+    def add_listener(self, listener: Callable[[RunSummary], None]) -> None:
+        """Called with the summary of every finished run (from a scheduler thread)."""
+        self._listeners.append(listener)
 
     def start(self) -> None:
         self._scheduler.start()
@@ -103,6 +107,6 @@ class BridgeScheduler:
             summary.total_writes,
             summary.parked,
         )
-        if self._on_finished is not None:
-            self._on_finished(summary)
+        for listener in self._listeners:
+            listener(summary)
         return summary

@@ -1,0 +1,117 @@
+"""``nhd-bridge serve``: the NHD receiver, the embedded scheduler and /health in one process.
+
+A partner's request is committed to the state store before it is answered (the receiver's
+promise); the scheduler then applies it through the engine, brought forward by the request so that
+it lands within a second or two rather than at the next interval. SIGTERM (or Ctrl-C) stops
+accepting requests, lets in-flight ones finish, asks running syncs to stop after their current
+ticket, and exits: nothing acknowledged is lost, nothing half-synced is left without its record.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from nhd_bridge.core.config import LoadedConfig
+from nhd_bridge.core.protocol.receiver import create_receiver_app
+from nhd_bridge.core.protocol.wire_store import WireStore
+from nhd_bridge.core.run import RunSummary
+from nhd_bridge.core.scheduler import BridgeScheduler
+from nhd_bridge.core.state import StateStore
+
+__all__ = ["build_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+PARTNER_WRITES = frozenset({"POST", "PUT", "DELETE"})
+
+
+def build_app(config: LoadedConfig, store: StateStore, scheduler: BridgeScheduler) -> FastAPI:
+    """The ASGI app: receiver endpoints (when configured) and /health with the last runs."""
+    settings = config.bridge.server.receiver
+    if settings is not None:
+        app = create_receiver_app(settings, WireStore(store))
+        prefix = settings.path_prefix
+    else:
+        app = FastAPI(title="nhd_bridge", docs_url=None, redoc_url=None, openapi_url=None)
+        prefix = None
+    last_runs: dict[str, dict[str, Any]] = {}
+    scheduler.add_listener(lambda summary: last_runs.update({summary.agreement: _brief(summary)}))
+
+    if prefix is not None:
+
+        @app.middleware("http")
+        async def apply_partner_pushes(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            response = await call_next(request)
+            # Only what the partner changed and we stored: bring the syncs forward.
+            if (
+                request.method in PARTNER_WRITES
+                and response.status_code < 300
+                and request.url.path.startswith(prefix + "/")
+            ):
+                scheduler.trigger()
+            return response
+
+    @app.get("/status")
+    async def status() -> JSONResponse:
+        return JSONResponse({"status": "ok", "agreements": last_runs})
+
+    return app
+
+
+def serve(config: LoadedConfig, *, host: str | None = None, port: int | None = None) -> None:
+    """Run until SIGTERM or Ctrl-C."""
+    store = StateStore(config.state_url)
+    scheduler = BridgeScheduler(config, store)
+    app = build_app(config, store, scheduler)
+    if config.bridge.server.receiver is None:
+
+        @app.get("/health")
+        async def health() -> JSONResponse:
+            return JSONResponse({"status": "ok"})
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host or config.bridge.server.host,
+            port=config.bridge.server.port if port is None else port,
+            log_level="info",
+            # Tokens travel in headers, never in URLs, so access logs cannot leak them.
+            access_log=True,
+        )
+    )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # previous handler. Ours only notes it, so the scheduler and store are closed below too.
+    stopped_by: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda number, _frame: stopped_by.append(number))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    scheduler.start()
+    try:
+        server.run()
+    finally:
+        scheduler.shutdown()
+        store.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped_by:
+        log.info("stopped by signal %d after a graceful shutdown", stopped_by[0])
+
+
+def _brief(summary: RunSummary) -> dict[str, Any]:
+    return {
+        "run_id": summary.run_id,
+        "seen": summary.tickets_seen,
+        "writes": dict(summary.writes),
+        "parked": summary.parked,
+        "errors": summary.errors[-5:],
+    }

@@ -1,0 +1,140 @@
+"""`nhd-bridge serve` as users run it: a real process on loopback, scheduler, health, SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from nhd_bridge.adapters.local import LocalConfig, LocalTracker
+from nhd_bridge.core.config import load_config
+from nhd_bridge.core.scheduler import BridgeScheduler
+from nhd_bridge.core.state import StateStore
+from nhd_bridge.testing.fake import FakeTracker
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met within {seconds} s")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    port = free_port()
+    config = {
+        "server": {
+            "port": port,
+            "receiver": {"base_url": f"http://127.0.0.1:{port}/sharing"},
+        },
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+        "instances": {
+            "desk": {"kind": "local", "path": str(tmp_path / "desk.db")},
+            "eng": {"kind": "local", "path": str(tmp_path / "eng.db")},
+        },
+        "agreements": {
+            "desk-eng": {"sender": "desk", "receiver": "eng", "schedule": {"every": "1s"}}
+        },
+    }
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nhd_bridge", "-c", str(path), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{base}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(healthy)
+        yield base, tmp_path, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def test_serve_runs_agreements_on_schedule_and_stops_cleanly_on_sigterm(served):
+    base, folder, process = served
+    with LocalTracker(LocalConfig(path=folder / "desk.db")) as desk:
+        desk.create_ticket("Synced by the scheduler")
+
+    def copied() -> bool:
+        with LocalTracker(LocalConfig(path=folder / "eng.db")) as eng:
+            return [t.subject for t in eng.list_tickets()] == ["Synced by the scheduler"]
+
+    wait_for(copied)
+    status = httpx.get(f"{base}/status", timeout=2).json()
+    assert status["status"] == "ok" and "desk-eng" in status["agreements"]
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+    output = process.stdout.read() if process.stdout else ""
+    assert "Finished server process" in output
+
+
+def test_scheduler_trigger_runs_an_agreement_now_and_only_once_at_a_time(make_bridge):
+    bridge = make_bridge({"ab": {"sender": "A", "receiver": "B", "schedule": {"every": "1h"}}})
+    FakeTracker.named("A").create_ticket("Triggered")
+    finished = []
+    scheduler = BridgeScheduler(bridge.config, bridge.store, on_finished=finished.append)
+    scheduler.start()
+    try:
+        wait_for(lambda: len(finished) == 1)  # the first run starts right away
+        FakeTracker.named("A").create_ticket("Triggered again")
+        scheduler.trigger("ab")
+        wait_for(lambda: len(finished) == 2)
+    finally:
+        scheduler.shutdown()
+    assert sorted(t.subject for t in FakeTracker.named("B").tickets()) == [
+        "Triggered",
+        "Triggered again",
+    ]
+
+
+def test_a_config_without_receiver_serves_health_only(tmp_path):
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "state": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+                "instances": {"a": {"kind": "local", "path": str(tmp_path / "a.db")}},
+            }
+        )
+    )
+    config = load_config(path)
+    store = StateStore(config.state_url)
+    scheduler = BridgeScheduler(config, store)
+    from fastapi.testclient import TestClient
+
+    from nhd_bridge.serve import build_app
+
+    app = build_app(config, store, scheduler)
+    client = TestClient(app)
+    assert client.get("/status").json() == {"status": "ok", "agreements": {}}
+    assert client.post("/sharing/tickets/abc").status_code == 404
+    store.close()
