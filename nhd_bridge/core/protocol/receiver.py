@@ -270,32 +270,35 @@ class _Receiver:
         if request.method == "POST":
             assert body is not None
             return await self._share(agreement, uuid, body)
-        held = await run_in_threadpool(self.store.get_ticket, agreement.uuid, uuid)
-        if held is None:
+        if request.method == "GET":
+            held = await run_in_threadpool(self.store.get_ticket, agreement.uuid, uuid)
+            presence = "absent" if held is None else ("unshared" if held.unshared else "shared")
+        else:
+            held = None
+            presence = await run_in_threadpool(self.store.ticket_presence, agreement.uuid, uuid)
+        if presence == "absent":
             elsewhere = await run_in_threadpool(self.store.ticket_agreements, uuid)
             if elsewhere:  # §6.2 [REC]: a token reaches only its own agreement's tickets
                 raise WireError(403, "the ticket is not shared under this agreement")
             raise WireError(404, "no such ticket")
         if request.method == "DELETE":
-            return await self._unshare(agreement, held)
-        if held.unshared:
+            return await self._unshare(agreement, uuid)
+        if presence == "unshared":
             raise WireError(410, "the ticket is no longer shared")
-        if request.method == "GET":
+        if held is not None:
             return _json(200, _ticket_json(held))
         assert body is not None
         self._same_uuid(body, uuid, required=False)
         change = _decode(Ticket, {**body, "uuid": uuid})
         self._check_keys(change)
         try:
-            updated = await run_in_threadpool(
-                self.store.receive_ticket_update, agreement.uuid, change
-            )
+            await run_in_threadpool(self.store.receive_ticket_update, agreement.uuid, change)
         except NotFound:
             raise WireError(404, "no such ticket") from None
         except Gone:
             raise WireError(410, "the ticket is no longer shared") from None
         log.info("ticket %s updated under agreement %s", uuid, agreement.uuid)
-        return _json(200, _ticket_json(updated))
+        return _json(200, {"uuid": uuid})
 
     async def _share(self, agreement: WireAgreement, uuid: str, body: dict[str, Any]) -> Response:
         """POST /tickets: the sender shares a ticket with us (§2.4)."""
@@ -316,16 +319,16 @@ class _Receiver:
         log.info("ticket %s shared under agreement %s", uuid, agreement.uuid)
         return _json(201, _ticket_json(stored))
 
-    async def _unshare(self, agreement: WireAgreement, held: WireTicket) -> Response:
+    async def _unshare(self, agreement: WireAgreement, uuid: str) -> Response:
         """DELETE /tickets: kept and marked unshared; a repeat is a no-op (§2.7 [REC])."""
         if agreement.our_role != "receiver":
             raise WireError(403, "only the sender of the agreement can unshare its tickets")
         try:
-            await run_in_threadpool(self.store.receive_unshare, agreement.uuid, held.ticket.uuid)
+            await run_in_threadpool(self.store.receive_unshare, agreement.uuid, uuid)
         except NotFound:
             raise WireError(404, "no such ticket") from None
-        log.info("ticket %s unshared under agreement %s", held.ticket.uuid, agreement.uuid)
-        return _json(200, {"uuid": held.ticket.uuid, "unshared": True})
+        log.info("ticket %s unshared under agreement %s", uuid, agreement.uuid)
+        return _json(200, {"uuid": uuid, "unshared": True})
 
     def _check_keys(self, ticket: Ticket) -> None:
         try:

@@ -9,8 +9,9 @@ we have. Partner writes get a change sequence number; the engine reads them back
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -50,6 +51,10 @@ Origin = Literal["partner", "local"]
 
 # Ticket fields kept as columns, in the order they are compared and written.
 _SCALAR_FIELDS = ("subject", "requested_at", "status", "original_id", "custom_status")
+
+
+# One lock per SQLite database file, shared by every WireStore of this process.
+_SQLITE_WRITERS: dict[str, threading.Lock] = {}
 
 
 class WireStoreError(Exception):
@@ -126,11 +131,18 @@ class WireTicket:
 class WireStore:
     def __init__(self, state_store: StateStore):
         self.engine: Engine = state_store.engine
+        # SQLite has one writer at a time; its busy handler backs off so far under load that a
+        # request can starve for seconds. Queuing this process's writers on a lock is fair.
+        self._writer: AbstractContextManager[Any] = (
+            _SQLITE_WRITERS.setdefault(str(self.engine.url), threading.Lock())
+            if self.engine.dialect.name == "sqlite"
+            else nullcontext()
+        )
 
     @contextmanager
     def _writing(self) -> Iterator[tuple[Connection, int]]:
         """A write transaction and its sequence number; see ``wire_sequence`` for why."""
-        with self.engine.begin() as connection:
+        with self._writer, self.engine.begin() as connection:
             connection.execute(
                 update(wire_sequence)
                 .where(wire_sequence.c.name == WIRE_SEQUENCE_NAME)
@@ -248,6 +260,16 @@ class WireStore:
         with self.engine.connect() as connection:
             return _ticket(connection, agreement_uuid, ticket_uuid)
 
+    def ticket_presence(
+        self, agreement_uuid: str, ticket_uuid: str
+    ) -> Literal["absent", "shared", "unshared"]:
+        """Whether a ticket is held under an agreement, without loading its comments."""
+        with self.engine.connect() as connection:
+            row = _ticket_row(connection, agreement_uuid, ticket_uuid)
+        if row is None:
+            return "absent"
+        return "unshared" if row.unshared_at is not None else "shared"
+
     def ticket_agreements(self, ticket_uuid: str) -> list[str]:
         """Every agreement a ticket uuid is held under (403 rather than 404 for the others)."""
         with self.engine.connect() as connection:
@@ -273,8 +295,10 @@ class WireStore:
         assert found is not None
         return found
 
-    def receive_ticket_update(self, agreement_uuid: str, ticket: Ticket) -> WireTicket:
-        """A partner's PUT /tickets: only changed fields and new comment uuids are written."""
+    def receive_ticket_update(self, agreement_uuid: str, ticket: Ticket) -> None:
+        """A partner's PUT /tickets: only changed fields and new comment uuids are written.
+        (Nothing is read back: a long-lived ticket has many comments, and an update answers
+        in time independent of them.)"""
         with self._writing() as (connection, seq):
             agreement = _agreement_row(connection, agreement_uuid)
             existing = _ticket_row(connection, agreement_uuid, ticket.uuid)
@@ -283,9 +307,6 @@ class WireStore:
             if existing.unshared_at is not None:
                 raise Gone(f"ticket {ticket.uuid} is no longer shared")
             _write_ticket(connection, agreement, ticket, seq=seq, origin="partner")
-            found = _ticket(connection, agreement_uuid, ticket.uuid)
-        assert found is not None
-        return found
 
     def receive_unshare(self, agreement_uuid: str, ticket_uuid: str) -> None:
         """The sender's DELETE /tickets: kept, marked unshared. Repeating it changes nothing."""
