@@ -15,7 +15,6 @@ then write the plans through the adapters with the bookkeeping around every writ
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import socket
@@ -24,7 +23,6 @@ import uuid as uuid_module
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import jmespath
@@ -33,30 +31,21 @@ from nhd_bridge.core.adapter import (
     Adapter,
     AdapterContext,
     AdapterError,
-    AttachmentRef,
-    AttachmentUpload,
-    CommentDraft,
-    TicketChanges,
-    TicketDraft,
     TicketRecord,
     TransientError,
 )
 from nhd_bridge.core.config import AgreementConfig, LoadedConfig
 from nhd_bridge.core.model import nhd_uuid
 from nhd_bridge.core.planner import (
-    CommentEdit,
-    CommentWrite,
     Copy,
-    Note,
     Rules,
     Side,
-    TicketPlan,
     comment_uuids,
     plan_ticket,
-    record_written,
 )
-from nhd_bridge.core.run import Direction, RunSummary
+from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.state import AgreementRow, JournalEntry, StateStore, StateTx, utcnow
+from nhd_bridge.core.writer import TicketWriter, WorkItem, journal_entry
 
 __all__ = ["AgreementBusy", "AgreementRefused", "Progress", "SyncEngine", "WorkItem"]
 
@@ -82,19 +71,6 @@ class AgreementBusy(Exception):
 
 class AgreementRefused(Exception):
     """The agreement may not run as configured (for example a reactivation)."""
-
-
-@dataclass
-class WorkItem:
-    """One ticket to handle in this pass: its plan and what the bookkeeping needs."""
-
-    shared_uuid: str
-    plan: TicketPlan
-    origin: Copy
-    counterpart: Copy | None
-    sender_local_id: str
-    new_comment_links: list[tuple[str, str, str]] = field(default_factory=list)
-    new_share: bool = False
 
 
 @dataclass
@@ -131,6 +107,7 @@ class SyncEngine:
         self._lease_renewed = clock()
         self._progress = progress or _no_progress
         self._stop = threading.Event()
+        self._writer = TicketWriter(store, self.plugins, self.adapter, self._park)
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -324,7 +301,7 @@ class SyncEngine:
                         tx.put_link(link.shared_uuid, side.instance, found.local_id, "linked")
                         reason = f"an interrupted create had succeeded: linked {found.local_id}"
                     tx.record(
-                        _entry(
+                        journal_entry(
                             summary,
                             action="recover",
                             outcome="info",
@@ -363,7 +340,7 @@ class SyncEngine:
                 summary.errors.append(f"stopped on request after {done - 1} tickets")
                 return work.items[: done - 1]
             self._renew_lease(name)
-            self._execute(rules, item, summary)
+            self._writer.execute(rules, item, summary)
             self._progress(name, phase, done, len(work.items))
         with self.store.transaction() as tx:
             for shared_uuid, instance, snapshot in work.confirmations:
@@ -615,268 +592,6 @@ class SyncEngine:
             )
         return False
 
-    # --- writing --------------------------------------------------------------------------------
-
-    def _execute(self, rules: Rules, item: WorkItem, summary: RunSummary) -> None:
-        name = summary.agreement
-        plan = item.plan
-        journal: list[JournalEntry] = []
-        local_ids = {item.origin.side.instance: item.origin.record.local_id}
-        if item.counterpart is not None:
-            local_ids[item.counterpart.side.instance] = item.counterpart.record.local_id
-        written_comments: list[tuple[str, str, str]] = []
-        created: TicketRecord | None = None
-        try:
-            if plan.create is not None:
-                created = self._create(rules, item, summary, journal)
-                local_ids[rules.receiver.instance] = created.local_id
-            written_fields: dict[str, TicketChanges] = {}
-            for target, changes in plan.updates().items():
-                written_fields[target] = self._update(
-                    rules, item, target, changes, local_ids[target], summary, journal
-                )
-            for write in plan.comments:
-                local = self._comment(rules, item, write, local_ids[write.target], summary, journal)
-                if local is not None:
-                    written_comments.append((write.comment_uuid, write.target, local))
-            for edit in plan.edits:
-                self._edit(item, edit, local_ids[edit.target], summary, journal)
-        except AdapterError as error:
-            with self.store.transaction() as tx:
-                self._commit_links(tx, item, created, written_comments)
-                tx.record_many(journal)
-            failing = item.origin
-            self._park(
-                rules,
-                summary,
-                item.shared_uuid,
-                failing.side.instance,
-                failing.record.local_id,
-                error,
-            )
-            return
-        snapshots = dict(plan.snapshots)
-        for target, written in written_fields.items():
-            side = rules.sender if target == rules.sender.instance else rules.receiver
-            # Hooks may have changed what was written; the snapshot holds what the target has.
-            record_written(rules, snapshots[target], side, written)
-        if created is not None:
-            state = rules.state(created, rules.receiver)
-            written = [
-                uuid for uuid, target, _ in written_comments if target == created_instance(item)
-            ]
-            state["comments"] = sorted(written)
-            state["bodies"] = dict.fromkeys(written)  # confirmed when read back
-            snapshots[rules.receiver.instance] = state
-        with self.store.transaction() as tx:
-            self._commit_links(tx, item, created, written_comments)
-            for instance, snapshot in snapshots.items():
-                tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
-            journal += [self._note_entry(summary, item, note) for note in plan.notes]
-            tx.record_many(journal)
-            tx.unpark(name, item.shared_uuid)
-        summary.conflicts += sum(1 for note in plan.notes if note.outcome == "conflict")
-        for note in plan.notes:
-            if note.outcome == "skipped":
-                summary.skipped[note.action] += 1
-
-    def _create(
-        self, rules: Rules, item: WorkItem, summary: RunSummary, journal: list[JournalEntry]
-    ) -> TicketRecord:
-        name = summary.agreement
-        draft = item.plan.create
-        assert draft is not None
-        direction = Direction(name, rules.sender.instance, rules.receiver.instance, "outbound")
-        fields = {
-            "subject": draft.subject,
-            "status": draft.status,
-            "tags": draft.tags,
-            "custom_fields": draft.custom_fields,
-        }
-        self.plugins.transform_ticket(direction, fields)
-        draft = TicketDraft(
-            shared_uuid=draft.shared_uuid,
-            subject=fields.get("subject") or draft.subject,
-            status=fields.get("status"),
-            requester=draft.requester,
-            requested_at=draft.requested_at,
-            original_id=draft.original_id,
-            tags=fields.get("tags"),
-            custom_fields=fields.get("custom_fields"),
-        )
-        # The pending link goes in first: if we die after the create, the next run looks the
-        # copy up by its breadcrumb instead of creating a second one.
-        with self.store.transaction() as tx:
-            tx.add_shared_ticket(item.shared_uuid, rules.sender.instance, draft.original_id)
-            tx.put_link(item.shared_uuid, rules.sender.instance, item.sender_local_id, "linked")
-            tx.put_link(item.shared_uuid, rules.receiver.instance, None, "pending")
-            tx.share(name, item.shared_uuid)
-        created = self.adapter(rules.receiver.instance).create(draft)
-        summary.writes["create"] += 1
-        journal.append(
-            _entry(
-                summary,
-                action="create",
-                outcome="written",
-                source=rules.sender.instance,
-                target=rules.receiver.instance,
-                shared_uuid=item.shared_uuid,
-                local_id=created.local_id,
-                after={"subject": draft.subject, "status": draft.status},
-                reason=f"shared {item.sender_local_id} of {rules.sender.instance}",
-            )
-        )
-        return created
-
-    def _update(
-        self,
-        rules: Rules,
-        item: WorkItem,
-        target: str,
-        changes: TicketChanges,
-        local_id: str,
-        summary: RunSummary,
-        journal: list[JournalEntry],
-    ) -> TicketChanges:
-        name = summary.agreement
-        source = rules.other(rules.sender if target == rules.sender.instance else rules.receiver)
-        way = "outbound" if source.role == "sender" else "inbound"
-        fields = {
-            key: value
-            for key, value in (
-                ("subject", changes.subject),
-                ("status", changes.status),
-                ("tags", changes.tags),
-                ("custom_fields", changes.custom_fields),
-            )
-            if value is not None
-        }
-        self.plugins.transform_ticket(Direction(name, source.instance, target, way), fields)
-        changes = TicketChanges(**fields)
-        if changes.is_empty():
-            return changes
-        self.adapter(target).update(local_id, changes)
-        summary.writes["update"] += 1
-        for write in item.plan.fields:
-            if write.target == target:
-                journal.append(
-                    _entry(
-                        summary,
-                        action="update",
-                        outcome="written",
-                        source=write.source,
-                        target=target,
-                        shared_uuid=item.shared_uuid,
-                        local_id=local_id,
-                        field=write.name,
-                        before=write.before,
-                        after=_written_value(changes, write.name),
-                        reason=f"{write.name} changed on {write.source}",
-                    )
-                )
-        return changes
-
-    def _comment(
-        self,
-        rules: Rules,
-        item: WorkItem,
-        write: CommentWrite,
-        local_id: str,
-        summary: RunSummary,
-        journal: list[JournalEntry],
-    ) -> str | None:
-        name = summary.agreement
-        source = rules.sender if write.source == rules.sender.instance else rules.receiver
-        target = rules.other(source)
-        direction = Direction(name, source.instance, target.instance, _way(source))
-        draft = write.draft
-        was_private = not draft.public
-        reason = self.plugins.transform_comment(direction, draft)
-        entry = _entry(
-            summary,
-            action="comment",
-            outcome="written",
-            source=source.instance,
-            target=target.instance,
-            shared_uuid=item.shared_uuid,
-            after={"comment": write.comment_uuid, "public": draft.public},
-        )
-        if reason:
-            entry.outcome, entry.reason = "skipped", f"kept out by a plugin: {reason}"
-            journal.append(entry)
-            summary.skipped["comment"] += 1
-            return None
-        if was_private and draft.public:
-            draft.public = False  # a hook may narrow visibility, never widen it
-            entry.reason = "a plugin tried to make a private comment public; it stays private"
-        self._attachments(rules, source, target, write, draft)
-        local = self.adapter(target.instance).add_comment(local_id, draft)
-        summary.writes["comment"] += 1
-        entry.local_id = local_id
-        entry.after = {"comment": write.comment_uuid, "public": draft.public, "local_id": local}
-        entry.reason = entry.reason or (
-            f"{'public' if draft.public else 'private'} comment from {source.instance}"
-        )
-        journal.append(entry)
-        return local
-
-    def _edit(
-        self,
-        item: WorkItem,
-        edit: CommentEdit,
-        local_id: str,
-        summary: RunSummary,
-        journal: list[JournalEntry],
-    ) -> None:
-        self.adapter(edit.target).edit_comment(local_id, edit.target_comment_id, edit.body)
-        summary.writes["edit"] += 1
-        journal.append(
-            _entry(
-                summary,
-                action="edit",
-                outcome="written",
-                source=edit.source,
-                target=edit.target,
-                shared_uuid=item.shared_uuid,
-                local_id=local_id,
-                after={"comment": edit.comment_uuid, "local_id": edit.target_comment_id},
-                reason=f"comment edited on {edit.source}",
-            )
-        )
-
-    def _attachments(
-        self, rules: Rules, source: Side, target: Side, write: CommentWrite, draft: CommentDraft
-    ) -> None:
-        policy = rules.agreement.attachments
-        left_out: list[str] = []
-        for ref in write.original.attachments:
-            why = _attachment_refusal(ref, policy.max_bytes, policy.allowed_types, target)
-            if why:
-                left_out.append(f"[attachment {ref.filename!r} was not copied: {why}]")
-                continue
-            opener = partial(self.adapter(source.instance).open_attachment, ref)
-            draft.attachments.append(
-                AttachmentUpload(
-                    filename=ref.filename,
-                    open=opener,
-                    content_type=ref.content_type,
-                    size=ref.size,
-                )
-            )
-        if left_out:
-            draft.body = "\n\n".join([draft.body, *left_out])
-
-    def _commit_links(
-        self,
-        tx: StateTx,
-        item: WorkItem,
-        created: TicketRecord | None,
-        written_comments: list[tuple[str, str, str]],
-    ) -> None:
-        if created is not None:
-            tx.put_link(item.shared_uuid, created_instance(item), created.local_id, "linked")
-        tx.add_comment_links(item.shared_uuid, item.new_comment_links + written_comments)
-
     # --- failures -------------------------------------------------------------------------------
 
     def _park(
@@ -894,7 +609,7 @@ class SyncEngine:
         with self.store.transaction() as tx:
             row = tx.park(summary.agreement, shared_uuid, instance, local_id, str(error), backoff)
             tx.record(
-                _entry(
+                journal_entry(
                     summary,
                     action="park",
                     outcome="failed",
@@ -916,7 +631,7 @@ class SyncEngine:
             tx.set_agreement_ticket_state(summary.agreement, shared_uuid, "orphaned")
             tx.unpark(summary.agreement, shared_uuid)
             tx.record(
-                _entry(
+                journal_entry(
                     summary,
                     action="orphan",
                     outcome="info",
@@ -953,20 +668,6 @@ class SyncEngine:
                 )
             )
 
-    def _note_entry(self, summary: RunSummary, item: WorkItem, note: Note) -> JournalEntry:
-        return _entry(
-            summary,
-            action=note.action,
-            outcome=note.outcome,
-            source=note.source,
-            target=note.target,
-            shared_uuid=item.shared_uuid,
-            field=note.field,
-            before=note.before,
-            after=note.after,
-            reason=note.reason,
-        )
-
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -989,17 +690,6 @@ def _check_status_maps(name: str, rules: Rules) -> None:
             )
 
 
-def _written_value(changes: TicketChanges, name: str) -> Any:
-    if name in ("subject", "status", "tags"):
-        return getattr(changes, name)
-    return (changes.custom_fields or {}).get(name)
-
-
-def _entry(summary: RunSummary, **fields: Any) -> JournalEntry:
-    """A journal line of this run."""
-    return JournalEntry(agreement=summary.agreement, run_id=summary.run_id, **fields)
-
-
 def _dead_local_process(holder: str) -> bool:
     """Whether a lease holder ``host:pid`` is a process of this machine that no longer runs."""
     host, _, pid = holder.rpartition(":")
@@ -1012,15 +702,6 @@ def _dead_local_process(holder: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-def created_instance(item: WorkItem) -> str:
-    assert item.plan.create_target is not None
-    return item.plan.create_target
-
-
-def _way(source: Side) -> Any:
-    return "outbound" if source.role == "sender" else "inbound"
 
 
 def _matches(share_filter: Any, record: TicketRecord) -> bool:
@@ -1063,26 +744,3 @@ def _change_kind(rules: Rules, copy: Copy) -> str:
 def _confirmed(copy: Copy) -> dict[str, Any]:
     assert copy.snapshot is not None
     return {**copy.snapshot, "bodies": {**copy.snapshot["bodies"], **copy.bodies()}}
-
-
-def _attachment_refusal(
-    ref: AttachmentRef, max_bytes: int, allowed: list[str] | None, target: Side
-) -> str | None:
-    if not target.capabilities.attachments:
-        return f"{target.instance} does not take attachments"
-    limit = min(max_bytes, target.capabilities.max_attachment_bytes or max_bytes)
-    if ref.size is not None and ref.size > limit:
-        return f"it is {_size(ref.size)}, over the {_size(limit)} limit"
-    if allowed is not None:
-        kind = ref.content_type or "application/octet-stream"
-        if not any(fnmatch.fnmatch(kind, pattern) for pattern in allowed):
-            return f"type {kind} is not in the agreement's allowed_types"
-    return None
-
-
-def _size(count: int) -> str:
-    for unit in ("bytes", "KiB", "MiB"):
-        if count < 1024 or unit == "MiB":
-            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1024  # type: ignore[assignment]
-    return f"{count} bytes"
