@@ -406,7 +406,8 @@ def _print_summaries(summaries: list[RunSummary]) -> None:
             str(summary.parked),
         )
         lines.append(
-            f"{summary.agreement}: seen {summary.tickets_seen}, writes {summary.total_writes} "
+            f"{summary.agreement}: seen {summary.tickets_seen}, "
+            f"{'would write' if summary.dry_run else 'writes'} {summary.total_writes} "
             f"({writes}), skipped {skipped}, conflicts {summary.conflicts}, "
             f"parked {summary.parked}"
         )

@@ -630,3 +630,11 @@ def test_status_map_naming_a_status_the_target_lacks_is_refused_before_any_write
     with pytest.raises(AgreementRefused, match="'Opne', which B does not have"):
         bridge.run()
     assert FakeTracker.named("B").tickets() == []
+
+
+def test_dry_run_summary_counts_what_would_be_written(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    FakeTracker.named("A").create_ticket("Would be shared", comments=["one", "two"])
+    [summary] = bridge.run(dry_run=True)
+    assert summary.dry_run and summary.writes == {"create": 1, "comment": 2}
+    assert FakeTracker.named("B").tickets() == []

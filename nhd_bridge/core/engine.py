@@ -333,6 +333,8 @@ class SyncEngine:
         if not self._within_close_limit(rules, work, summary, dry_run):
             return []
         if dry_run:
+            for item in work.items:  # what would be written, so a dry run's summary says it
+                summary.writes.update(item.plan.write_counts())
             return work.items
         phase = f"writing changes from {side.instance}"
         for done, item in enumerate(work.items, start=1):

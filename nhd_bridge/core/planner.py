@@ -197,6 +197,16 @@ class TicketPlan:
             (1 if self.create else 0) + len(self.updates()) + len(self.comments) + len(self.edits)
         )
 
+    def write_counts(self) -> dict[str, int]:
+        """Writes by kind, as a run's summary counts them."""
+        counts = {
+            "create": 1 if self.create else 0,
+            "update": len(self.updates()),
+            "comment": len(self.comments),
+            "edit": len(self.edits),
+        }
+        return {kind: count for kind, count in counts.items() if count}
+
     def updates(self) -> dict[str, TicketChanges]:
         """The field writes grouped into one change set per target instance."""
         grouped: dict[str, TicketChanges] = {}
