@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 
+from nhd_bridge.cli_agreements import make_agreements_group
 from nhd_bridge.core.adapter import AdapterError
 from nhd_bridge.core.config import DEFAULT_CONFIG_FILE, ConfigError, LoadedConfig, json_schema
 from nhd_bridge.core.config import load_config as _load_config
@@ -584,6 +585,7 @@ def _mount_local_group() -> None:
 
 
 _mount_local_group()
+main.add_command(make_agreements_group(load), name="agreements")
 
 
 def run() -> None:  # pragma: no cover - console entry point
