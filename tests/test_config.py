@@ -101,8 +101,8 @@ def test_valid_file_loads_instances_agreements_and_adapter_configs(load, tmp_pat
 
     assert config.file == tmp_path / "bridge.yaml"
     assert set(config.bridge.instances) == {"A", "B"}
-    assert config.sharing_url("A") == "https://a.example.com/sharing"
-    assert config.sharing_url("B") == "nhd-bridge://B"
+    assert config.sharing_url("A", "install-1") == "https://a.example.com/sharing"
+    assert config.sharing_url("B", "install-1") == "nhd-bridge://install-1/B"
     assert config.adapter_configs["A"] == FakeConfig()
     assert config.adapter_configs["B"] == FakeConfig(page_size=7, private_comments=False)
     agreement = config.bridge.agreements["ab"]
@@ -151,8 +151,8 @@ def test_variable_default_is_used_only_when_the_variable_is_unset(load):
             sharing_url: https://${HOST:-help.example.com}/sharing
         """
 
-    assert load(text).sharing_url("A") == "https://help.example.com/sharing"
-    assert load(text, environ={"HOST": "other.example"}).sharing_url("A") == (
+    assert load(text).sharing_url("A", "install-1") == "https://help.example.com/sharing"
+    assert load(text, environ={"HOST": "other.example"}).sharing_url("A", "install-1") == (
         "https://other.example/sharing"
     )
 
@@ -160,7 +160,7 @@ def test_variable_default_is_used_only_when_the_variable_is_unset(load):
 def test_empty_default_gives_an_empty_string(load):
     config = load("instances:\n  A:\n    kind: fake\n    sharing_url: x${SUFFIX:-}\n")
 
-    assert config.sharing_url("A") == "x"
+    assert config.sharing_url("A", "install-1") == "x"
 
 
 def test_double_dollar_is_a_literal_dollar_and_is_not_interpolated(load):
@@ -169,7 +169,7 @@ def test_double_dollar_is_a_literal_dollar_and_is_not_interpolated(load):
         environ={"HOME": "/root", "WHO": "me"},
     )
 
-    assert config.sharing_url("A") == "cost $5 ${HOME} me"
+    assert config.sharing_url("A", "install-1") == "cost $5 ${HOME} me"
 
 
 def test_variable_set_to_empty_falls_back_to_the_default_like_the_shell(load):
@@ -178,7 +178,7 @@ def test_variable_set_to_empty_falls_back_to_the_default_like_the_shell(load):
         environ={"URL": ""},
     )
 
-    assert config.sharing_url("A") == "https://x.example"
+    assert config.sharing_url("A", "install-1") == "https://x.example"
 
 
 def test_missing_variable_names_file_path_line_and_how_to_give_a_default(load, tmp_path):

@@ -184,9 +184,7 @@ class Us:
                 transport=forward(self.partner.client),
                 sleep=lambda _s: None,
             )
-            self.adapter.attach(
-                AdapterContext("partner", config.sharing_url("partner"), self.state)
-            )
+            # The engine attaches adapters it is given, as it does those it builds.
             self.engine = SyncEngine(config, self.state, adapters={"partner": self.adapter})
         return self.engine.run("share")
 
@@ -354,6 +352,24 @@ def test_unshare_answers_410_and_stops_syncing(make_us: Callable[..., Us]) -> No
     summary = clean(us.sync())
     assert summary.total_writes == 0
     assert any(e.action == "orphan" for e in us.journal())
+    assert clean(us.sync()).total_writes == 0
+    assert len(us.partner.ticket(uuid, shared_uuid).comments) == 0
+
+
+def test_engine_unshare_tells_the_native_partner_before_it_stops_syncing(
+    make_us: Callable[..., Us],
+) -> None:
+    us = make_us(we_share=True)
+    uuid = invite_partner(us)
+    ticket = us.desk.create_ticket("Unshared from the command line", status="open")
+    clean(us.sync())
+    assert us.engine is not None
+
+    shared_uuid = us.engine.unshare("share", "desk", ticket.local_id)
+
+    partner_copy = us.partner.wire.get_ticket(uuid, shared_uuid)
+    assert partner_copy is not None and partner_copy.unshared
+    us.desk.add_comment(ticket.local_id, "not for the partner any more")
     assert clean(us.sync()).total_writes == 0
     assert len(us.partner.ticket(uuid, shared_uuid).comments) == 0
 

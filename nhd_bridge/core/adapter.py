@@ -310,6 +310,10 @@ class Adapter(abc.ABC):
     def find_by_shared_uuid(self, shared_uuid: str) -> TicketRecord | None:
         """The ticket carrying this breadcrumb, if any: how a crash after create is recovered."""
 
+    def unshare(self, local_id: str) -> None:
+        """The sender stops sharing this copy. Trackers keep the copy and need do nothing (the
+        engine stops syncing it); a native NHD partner is told (DELETE, nhd-spec.md §2.7)."""
+
     def edit_comment(self, local_id: str, comment_local_id: str, body: str) -> None:
         """Replace a comment's body (only where ``capabilities.edit_comments``)."""
         raise NotSupported(f"{self.kind} cannot edit comments")

@@ -161,7 +161,9 @@ class InstanceConfig(_Strict):
 
     kind: str
     sharing_url: str | None = Field(
-        default=None, description="base of the NHD uuids minted here; default nhd-bridge://NAME"
+        default=None,
+        description="base of the NHD uuids minted here; default "
+        "nhd-bridge://<installation id>/NAME, unique to this state store",
     )
     closed_statuses: list[str] = Field(
         default_factory=lambda: ["solved", "closed"],
@@ -207,8 +209,11 @@ class LoadedConfig:
             return f"sqlite:///{self.file.parent / '.nhd-bridge' / 'state.db'}"
         return _resolve_sqlite_url(url, self.file.parent)
 
-    def sharing_url(self, instance: str) -> str:
-        return self.bridge.instances[instance].sharing_url or f"nhd-bridge://{instance}"
+    def sharing_url(self, instance: str, installation: str) -> str:
+        """The base of the NHD uuids minted for an instance. The default includes the
+        installation's id: two installations of nhd-bridge must never mint the same uuids."""
+        configured = self.bridge.instances[instance].sharing_url
+        return configured or f"nhd-bridge://{installation}/{instance}"
 
 
 # --- loading ------------------------------------------------------------------------------------

@@ -101,13 +101,16 @@ class SyncEngine:
         self.config = config
         self.store = store
         self.plugins = config.plugins
-        self._adapters: dict[str, Adapter] = dict(adapters or {})
+        self._adapters: dict[str, Adapter] = {}
+        self._installation: str | None = None
         self._clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self._lease_renewed = clock()
         self._progress = progress or _no_progress
         self._stop = threading.Event()
         self._writer = TicketWriter(store, self.plugins, self.adapter, self._park)
+        for instance, adapter in (adapters or {}).items():
+            self._adopt(instance, adapter)
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -115,10 +118,17 @@ class SyncEngine:
         if instance not in self._adapters:
             kind = self.config.bridge.instances[instance].kind
             adapter_class = self.plugins.adapter_class(kind)
-            adapter = adapter_class(instance, self.config.adapter_configs[instance])
-            adapter.attach(AdapterContext(instance, self.config.sharing_url(instance), self.store))
-            self._adapters[instance] = adapter
+            self._adopt(instance, adapter_class(instance, self.config.adapter_configs[instance]))
         return self._adapters[instance]
+
+    def _adopt(self, instance: str, adapter: Adapter) -> None:
+        adapter.attach(AdapterContext(instance, self._sharing_url(instance), self.store))
+        self._adapters[instance] = adapter
+
+    def _sharing_url(self, instance: str) -> str:
+        if self._installation is None:
+            self._installation = self.store.installation_id()
+        return self.config.sharing_url(instance, self._installation)
 
     def run(self, agreement: str, *, dry_run: bool = False) -> RunSummary:
         summary, _ = self._run(agreement, dry_run=dry_run)
@@ -144,6 +154,7 @@ class SyncEngine:
             raise LookupError(f"{instance}:{local_id} is not shared under agreement {agreement}")
         if state == "unshared":
             return link.shared_uuid
+        self._unshare_copy(agreement, link.shared_uuid)
         with self.store.transaction() as tx:
             tx.set_agreement_ticket_state(agreement, link.shared_uuid, "unshared")
             tx.unpark(agreement, link.shared_uuid)
@@ -160,6 +171,14 @@ class SyncEngine:
                 )
             )
         return link.shared_uuid
+
+    def _unshare_copy(self, agreement: str, shared_uuid: str) -> None:
+        """Tell the receiver's side first (a native partner gets its DELETE); if that fails the
+        ticket stays shared, so no side believes in a share the other has ended."""
+        receiver = self.config.bridge.agreements[agreement].receiver
+        copy = self.store.read().link(shared_uuid, receiver)
+        if copy is not None and copy.local_id is not None:
+            self.adapter(receiver).unshare(copy.local_id)
 
     def run_all(self, *, dry_run: bool = False) -> list[RunSummary]:
         return [self.run(name, dry_run=dry_run) for name in self.config.bridge.agreements]
@@ -248,7 +267,7 @@ class SyncEngine:
             name=name,
             uuid=stored.uuid
             if stored
-            else nhd_uuid(self.config.sharing_url(agreement.sender), "agreements", name),
+            else nhd_uuid(self._sharing_url(agreement.sender), "agreements", name),
             sender=agreement.sender,
             receiver=agreement.receiver,
             status=agreement.status,
@@ -268,7 +287,7 @@ class SyncEngine:
                 instance=instance,
                 role=role,
                 capabilities=self.adapter(instance).capabilities,
-                sharing_url=self.config.sharing_url(instance),
+                sharing_url=self._sharing_url(instance),
                 closed_statuses=frozenset(config.closed_statuses),
             )
 

@@ -76,7 +76,12 @@ def test_local_and_jira_share_comments_both_ways_and_status_through_two_transiti
                 }
             },
             instances={
-                "helpdesk": {"kind": "local", "path": str(database)},
+                # A fixed sharing URL: the shared uuids it mints are in the cassettes' bodies.
+                "helpdesk": {
+                    "kind": "local",
+                    "path": str(database),
+                    "sharing_url": "nhd-bridge://helpdesk",
+                },
                 "jira": {
                     "kind": "jira",
                     "closed_statuses": ["Done"],

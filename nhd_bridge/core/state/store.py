@@ -8,6 +8,7 @@ a bridge from creating duplicates. SQLite (WAL) by default; any SQLAlchemy URL w
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 
+INSTALLATION_KEY = "installation_id"
 _NATIVE_UPSERT: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
@@ -148,6 +150,30 @@ class StateStore:
             return True
         except IntegrityError:
             return False  # someone else holds a live lease
+
+    def installation_id(self) -> str:
+        """A random id made once per state store: what makes default NHD uuids of two separate
+        installations differ (both may well have an instance called "support")."""
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(schema.meta.c.value).where(schema.meta.c.key == INSTALLATION_KEY)
+            ).first()
+            if row is not None:
+                return str(row[0])
+        candidate = uuid.uuid4().hex
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    insert(schema.meta).values(key=INSTALLATION_KEY, value=candidate)
+                )
+        except IntegrityError:
+            pass  # another process made it first; use theirs
+        with self.engine.begin() as connection:
+            return str(
+                connection.execute(
+                    select(schema.meta.c.value).where(schema.meta.c.key == INSTALLATION_KEY)
+                ).scalar_one()
+            )
 
     def lease_holder(self, agreement: str) -> str | None:
         with self.engine.begin() as connection:
