@@ -18,7 +18,6 @@ from typing import Any
 
 import click
 import httpx
-from sqlalchemy import delete, select
 
 from nhd_bridge.adapters.nhd import NhdConfig, sender_for
 from nhd_bridge.core.config import LoadedConfig
@@ -27,7 +26,6 @@ from nhd_bridge.core.protocol.rules import RuleViolation, check_transition, same
 from nhd_bridge.core.protocol.sender import NHDSender, Resolver, SenderError, SendResult
 from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore
 from nhd_bridge.core.state import StateStore
-from nhd_bridge.core.state.schema import wire_agreements
 
 __all__ = ["make_agreements_group"]
 
@@ -252,22 +250,12 @@ def _wire(config: LoadedConfig) -> Iterator[WireStore]:
 
 
 def _all_agreements(wire: WireStore) -> list[WireAgreement]:
-    with wire.engine.connect() as connection:
-        uuids = [
-            row[0]
-            for row in connection.execute(
-                select(wire_agreements.c.uuid).order_by(
-                    wire_agreements.c.created_at, wire_agreements.c.uuid
-                )
-            )
-        ]
-    return [found for uuid in uuids if (found := wire.get_agreement(uuid)) is not None]
+    return wire.list_agreements()
 
 
 def _forget(wire: WireStore, uuid: str) -> None:
     """Roll back an invite the partner never took (RT behaviour); it has no tickets yet."""
-    with wire.engine.begin() as connection:
-        connection.execute(delete(wire_agreements).where(wire_agreements.c.uuid == uuid))
+    wire.discard_pending_invite(uuid)
 
 
 def _known(wire: WireStore, uuid: str) -> WireAgreement:

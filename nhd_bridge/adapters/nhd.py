@@ -34,7 +34,6 @@ from typing import Any, BinaryIO
 
 import httpx
 from pydantic import Field, field_validator
-from sqlalchemy import and_, select
 
 from nhd_bridge.core.adapter import (
     Adapter,
@@ -71,7 +70,6 @@ from nhd_bridge.core.protocol.sender import (
     ticket_update,
 )
 from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore, WireTicket
-from nhd_bridge.core.state.schema import wire_tickets
 
 __all__ = ["NhdAdapter", "NhdConfig", "nhd_register_adapters", "policy_for", "sender_for"]
 
@@ -378,9 +376,8 @@ class NhdAdapter(Adapter):
             if not held:
                 return
             after = max(ticket.seq for ticket in held)
-            updated = self._updated_at(agreement.uuid, [ticket.ticket.uuid for ticket in held])
             records = [
-                _record(ticket, updated.get(ticket.ticket.uuid))
+                _record(ticket)
                 for ticket in held
                 if not ticket.unshared  # the engine learns of it through get() answering None
             ]
@@ -393,7 +390,7 @@ class NhdAdapter(Adapter):
         held = self.wire.get_ticket(agreement.uuid, local_id)
         if held is None or held.unshared:
             return None
-        return _record(held, self._updated_at(agreement.uuid, [local_id]).get(local_id))
+        return _record(held)
 
     def find_by_shared_uuid(self, shared_uuid: str) -> TicketRecord | None:
         return self.get(shared_uuid)
@@ -570,19 +567,6 @@ class NhdAdapter(Adapter):
         except ValueError as error:  # pydantic's ValidationError is a ValueError
             raise PermanentError(f"cannot build the NHD ticket: {error}") from None
 
-    def _updated_at(self, agreement_uuid: str, uuids: list[str]) -> dict[str, datetime]:
-        # WireTicket does not carry the row's update time; the engine needs it for "newest".
-        with self.wire.engine.connect() as connection:
-            rows = connection.execute(
-                select(wire_tickets.c.uuid, wire_tickets.c.updated_at).where(
-                    and_(
-                        wire_tickets.c.agreement_uuid == agreement_uuid,
-                        wire_tickets.c.uuid.in_(uuids),
-                    )
-                )
-            )
-            return {row.uuid: _aware(row.updated_at) for row in rows}
-
 
 @hookimpl
 def nhd_register_adapters(register: Callable[[str, type[Adapter]], None]) -> None:
@@ -593,7 +577,7 @@ def nhd_register_adapters(register: Callable[[str, type[Adapter]], None]) -> Non
 # --- mapping ------------------------------------------------------------------------------------
 
 
-def _record(held: WireTicket, updated_at: datetime | None) -> TicketRecord:
+def _record(held: WireTicket) -> TicketRecord:
     ticket = held.ticket
     comments = [
         CommentRecord(
@@ -619,7 +603,7 @@ def _record(held: WireTicket, updated_at: datetime | None) -> TicketRecord:
         local_id=ticket.uuid,
         subject=ticket.subject or "",
         status=ticket.status or "open",
-        updated_at=updated_at or datetime.now(UTC),
+        updated_at=held.updated_at,
         requested_at=ticket.requested_at,
         requester=ticket.requester,
         human_id=ticket.original_id,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from nhd_bridge.core.model import Actor, Agreement, Attachment, Comment, Ticket
@@ -126,6 +126,7 @@ class WireTicket:
     seq: int
     unshared: bool
     comment_seqs: dict[str, int]
+    updated_at: datetime
 
 
 class WireStore:
@@ -154,6 +155,33 @@ class WireStore:
             yield connection, seq
 
     # --- agreements -----------------------------------------------------------------------------
+
+    def list_agreements(self) -> list[WireAgreement]:
+        """Every agreement we sent or received, oldest first."""
+        with self.engine.connect() as connection:
+            uuids = [
+                row[0]
+                for row in connection.execute(
+                    select(wire_agreements.c.uuid).order_by(
+                        wire_agreements.c.created_at, wire_agreements.c.uuid
+                    )
+                )
+            ]
+        return [found for uuid in uuids if (found := self.get_agreement(uuid)) is not None]
+
+    def discard_pending_invite(self, uuid: str) -> None:
+        """Roll back our own invite the partner never received (RT does the same); refused for
+        anything that has been answered or carries tickets."""
+        with self._writing() as (connection, _seq):
+            row = _agreement_row(connection, uuid)
+            if row is None:
+                return
+            held = connection.execute(
+                select(wire_tickets.c.uuid).where(wire_tickets.c.agreement_uuid == uuid).limit(1)
+            ).first()
+            if row.our_role != "sender" or row.status != "pending" or held is not None:
+                raise RuleViolation(f"agreement {uuid} is no longer an unanswered invite of ours")
+            connection.execute(delete(wire_agreements).where(wire_agreements.c.uuid == uuid))
 
     def create_incoming_agreement(self, agreement: Agreement) -> WireAgreement:
         """A partner's invite (we are the receiver), stored pending. Validate it first."""
@@ -472,6 +500,7 @@ def _ticket(connection: Connection, agreement_uuid: str, ticket_uuid: str) -> Wi
         seq=row.change_seq,
         unshared=row.unshared_at is not None,
         comment_seqs={c.uuid: c.seq for c in comment_rows},
+        updated_at=_aware(row.updated_at),
     )
 
 
