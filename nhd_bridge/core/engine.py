@@ -44,7 +44,14 @@ from nhd_bridge.core.planner import (
     plan_ticket,
 )
 from nhd_bridge.core.run import RunSummary
-from nhd_bridge.core.state import AgreementRow, JournalEntry, StateStore, StateTx, utcnow
+from nhd_bridge.core.state import (
+    AgreementRow,
+    JournalEntry,
+    ParkedRow,
+    StateStore,
+    StateTx,
+    utcnow,
+)
 from nhd_bridge.core.writer import TicketWriter, WorkItem, journal_entry
 
 __all__ = ["AgreementBusy", "AgreementRefused", "Progress", "SyncEngine", "WorkItem"]
@@ -74,6 +81,21 @@ class AgreementRefused(Exception):
 
 
 @dataclass
+class _Run:
+    """One run of one agreement: what every step of both passes needs to know."""
+
+    rules: Rules
+    summary: RunSummary
+    dry_run: bool
+    share_filter: Any  # a compiled JMESPath expression, or None to share every ticket
+    handled: set[str] = field(default_factory=set)  # tickets planned in an earlier pass
+
+    @property
+    def name(self) -> str:
+        return self.summary.agreement
+
+
+@dataclass
 class _Pass:
     """The mutable state of reading one side; ``reader`` is one store connection for all the
     bookkeeping reads of the pass (a connection per read was the slowest part of a big sync)."""
@@ -81,6 +103,9 @@ class _Pass:
     side: Side
     cursor: str | None
     reader: StateTx
+    now: datetime
+    parked: dict[str, ParkedRow]
+    seen: set[str] = field(default_factory=set)
     items: list[WorkItem] = field(default_factory=list)
     confirmations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
@@ -205,10 +230,10 @@ class SyncEngine:
         self.plugins.run_started(name, summary.run_id)
         try:
             rules = self._rules(name, agreement)
+            run = _Run(rules, summary, dry_run, _compiled_filter(agreement.share_filter))
             forced = set() if dry_run else self._recover_pending(rules, summary)
-            handled: set[str] = set()
             for side in (rules.sender, rules.receiver):
-                planned += self._pass(rules, side, handled, forced, summary, dry_run)
+                planned += self._pass(run, side, forced)
                 forced = set()
         finally:
             if not dry_run:
@@ -335,33 +360,31 @@ class SyncEngine:
 
     # --- one side -------------------------------------------------------------------------------
 
-    def _pass(
-        self,
-        rules: Rules,
-        side: Side,
-        handled: set[str],
-        forced: set[str],
-        summary: RunSummary,
-        dry_run: bool,
-    ) -> list[WorkItem]:
-        name = summary.agreement
+    def _pass(self, run: _Run, side: Side, forced: set[str]) -> list[WorkItem]:
+        name = run.name
         with self.store.transaction() as reader:
-            work = _Pass(side, reader.cursor(name, side.instance), reader)
-            if not self._collect(rules, side, handled, forced, summary, dry_run, work):
+            work = _Pass(
+                side,
+                reader.cursor(name, side.instance),
+                reader,
+                now=self._clock(),
+                parked={row.shared_uuid: row for row in reader.parked(name)},
+            )
+            if not self._collect(run, work, forced):
                 return []
-        if not self._within_close_limit(rules, work, summary, dry_run):
+        if not self._within_close_limit(run, work):
             return []
-        if dry_run:
+        if run.dry_run:
             for item in work.items:  # what would be written, so a dry run's summary says it
-                summary.writes.update(item.plan.write_counts())
+                run.summary.writes.update(item.plan.write_counts())
             return work.items
         phase = f"writing changes from {side.instance}"
         for done, item in enumerate(work.items, start=1):
             if self._stop.is_set():
-                summary.errors.append(f"stopped on request after {done - 1} tickets")
+                run.summary.errors.append(f"stopped on request after {done - 1} tickets")
                 return work.items[: done - 1]
             self._renew_lease(name)
-            self._writer.execute(rules, item, summary)
+            self._writer.execute(run.rules, item, run.summary)
             self._progress(name, phase, done, len(work.items))
         with self.store.transaction() as tx:
             for shared_uuid, instance, snapshot in work.confirmations:
@@ -369,46 +392,19 @@ class SyncEngine:
             tx.put_cursor(name, side.instance, work.cursor)
         return work.items
 
-    def _collect(
-        self,
-        rules: Rules,
-        side: Side,
-        handled: set[str],
-        forced: set[str],
-        summary: RunSummary,
-        dry_run: bool,
-        work: _Pass,
-    ) -> bool:
+    def _collect(self, run: _Run, work: _Pass, forced: set[str]) -> bool:
         """Read one side's changes and plan every ticket they touch; False if the read failed."""
-        name = summary.agreement
-        adapter = self.adapter(side.instance)
-        share_filter = (
-            jmespath.compile(rules.agreement.share_filter) if rules.agreement.share_filter else None
-        )
-        now = self._clock()
-        parked = {row.shared_uuid: row for row in work.reader.parked(name)}
-        seen: set[str] = set()
+        summary, side = run.summary, work.side
         try:
-            for page in adapter.changed_since(work.cursor):
+            for page in self.adapter(side.instance).changed_since(work.cursor):
                 for record in page.tickets:
                     summary.tickets_seen += 1
-                    self._consider(
-                        rules,
-                        side,
-                        record,
-                        handled,
-                        seen,
-                        parked,
-                        now,
-                        share_filter,
-                        work,
-                        summary,
-                    )
-                    self._progress(name, f"reading {side.instance}", summary.tickets_seen, None)
+                    self._consider(run, work, record)
+                    self._progress(run.name, f"reading {side.instance}", summary.tickets_seen, None)
                 if page.cursor is not None:
                     work.cursor = page.cursor
-                if not dry_run:
-                    self._renew_lease(name)
+                if not run.dry_run:
+                    self._renew_lease(run.name)
                 if self._stop.is_set():
                     summary.errors.append(f"stopped on request while reading {side.instance}")
                     return False
@@ -419,39 +415,25 @@ class SyncEngine:
                 f"because of it and the next run reads again"
             )
             summary.errors.append(message)
-            if not dry_run:
-                self._journal_failure(name, summary, side.instance, None, None, "read", message)
+            if not run.dry_run:
+                self._journal_failure(run.name, summary, side.instance, None, None, "read", message)
             return False
 
-        for shared_uuid in forced | {
-            uuid for uuid, row in parked.items() if row.next_attempt_at <= now
-        }:
-            if shared_uuid in seen or shared_uuid in handled:
-                continue
-            self._consider_again(rules, side, shared_uuid, parked, work, summary, seen)
-        handled |= seen
+        due = {uuid for uuid, row in work.parked.items() if row.next_attempt_at <= work.now}
+        for shared_uuid in forced | due:
+            if shared_uuid not in work.seen and shared_uuid not in run.handled:
+                self._consider_again(run, work, shared_uuid)
+        run.handled |= work.seen
         return True
 
-    def _consider(
-        self,
-        rules: Rules,
-        side: Side,
-        record: TicketRecord,
-        handled: set[str],
-        seen: set[str],
-        parked: dict[str, Any],
-        now: datetime,
-        share_filter: Any,
-        work: _Pass,
-        summary: RunSummary,
-    ) -> None:
-        name = summary.agreement
-        read = work.reader
+    def _consider(self, run: _Run, work: _Pass, record: TicketRecord) -> None:
+        """Whether this agreement carries (or should start carrying) a changed ticket."""
+        side, read = work.side, work.reader
         link = read.link_for_local(side.instance, record.local_id)
         shared_uuid = link.shared_uuid if link else None
-        state = read.agreement_ticket_state(name, shared_uuid) if shared_uuid else None
+        state = read.agreement_ticket_state(run.name, shared_uuid) if shared_uuid else None
         if state is None:
-            if side.role != "sender" or not _matches(share_filter, record):
+            if side.role != "sender" or not _matches(run.share_filter, record):
                 return
             if link is None and record.shared_uuid and read.link(record.shared_uuid, side.instance):
                 return  # our own copy whose link another agreement is still recovering
@@ -462,74 +444,53 @@ class SyncEngine:
                 or record.shared_uuid
                 or nhd_uuid(side.sharing_url, "tickets", record.local_id)
             )
-            other = read.link(shared_uuid, rules.other(side).instance)
-            if other is not None:
+            if read.link(shared_uuid, run.rules.other(side).instance) is not None:
                 return  # already bridged to that instance under another agreement
         elif state != "shared":
             return
         assert shared_uuid is not None
         # A ticket planned in the other side's pass is looked at again: usually it is only the
         # echo of our writes, but a person may have changed it after we read it.
-        if shared_uuid in seen:
+        if shared_uuid in work.seen:
             return
-        seen.add(shared_uuid)
-        row = parked.get(shared_uuid)
-        if row is not None and row.next_attempt_at > now:
-            summary.skipped["waiting behind a parked failure"] += 1
+        work.seen.add(shared_uuid)
+        row = work.parked.get(shared_uuid)
+        if row is not None and row.next_attempt_at > work.now:
+            run.summary.skipped["waiting behind a parked failure"] += 1
             return
         if row is not None:
-            summary.retried += 1
-        self._prepare(rules, side, record, shared_uuid, work, summary)
+            run.summary.retried += 1
+        self._prepare(run, work, record, shared_uuid)
 
-    def _consider_again(
-        self,
-        rules: Rules,
-        side: Side,
-        shared_uuid: str,
-        parked: dict[str, Any],
-        work: _Pass,
-        summary: RunSummary,
-        seen: set[str],
-    ) -> None:
+    def _consider_again(self, run: _Run, work: _Pass, shared_uuid: str) -> None:
         """A parked ticket due for retry, or one whose create was recovered: read it afresh."""
+        side = work.side
         link = work.reader.link(shared_uuid, side.instance)
         local_id = link.local_id if link else None
-        if (
-            local_id is None
-            and shared_uuid in parked
-            and parked[shared_uuid].instance == side.instance
-        ):
-            local_id = parked[shared_uuid].local_id
+        parked = work.parked.get(shared_uuid)
+        if local_id is None and parked is not None and parked.instance == side.instance:
+            local_id = parked.local_id
         if local_id is None:
             return
-        seen.add(shared_uuid)
+        work.seen.add(shared_uuid)
         try:
             record = self.adapter(side.instance).get(local_id)
         except AdapterError as error:
-            self._park(rules, summary, shared_uuid, side.instance, local_id, error)
+            self._park(run.rules, run.summary, shared_uuid, side.instance, local_id, error)
             return
         if record is None:
-            self._orphan(summary, shared_uuid, side.instance, local_id)
+            self._orphan(run.summary, shared_uuid, side.instance, local_id)
             return
-        if shared_uuid in parked:
-            summary.retried += 1
-        self._prepare(rules, side, record, shared_uuid, work, summary)
+        if parked is not None:
+            run.summary.retried += 1
+        self._prepare(run, work, record, shared_uuid)
 
-    def _prepare(
-        self,
-        rules: Rules,
-        side: Side,
-        record: TicketRecord,
-        shared_uuid: str,
-        work: _Pass,
-        summary: RunSummary,
-    ) -> None:
+    def _prepare(self, run: _Run, work: _Pass, record: TicketRecord, shared_uuid: str) -> None:
         """Plan one ticket, reading the other copy only when this one changed."""
-        name = summary.agreement
-        read = work.reader
+        rules, summary, side, read = run.rules, run.summary, work.side, work.reader
         links = read.comment_links(shared_uuid)
         uuids, missing = comment_uuids(record, side, links.get(side.instance, {}))
-        copy = Copy(side, record, read.snapshot(name, shared_uuid, side.instance), uuids)
+        copy = Copy(side, record, read.snapshot(run.name, shared_uuid, side.instance), uuids)
         if copy.snapshot is not None:
             change = _change_kind(rules, copy)
             if change == "none":
@@ -541,6 +502,7 @@ class SyncEngine:
         other_side = rules.other(side)
         other_link = read.link(shared_uuid, other_side.instance)
         counterpart: Copy | None = None
+        missing_links = [(u, side.instance, lid) for u, lid in missing]
         if other_link is not None and other_link.local_id is not None:
             try:
                 other_record = self.adapter(other_side.instance).get(other_link.local_id)
@@ -556,12 +518,10 @@ class SyncEngine:
             counterpart = Copy(
                 other_side,
                 other_record,
-                read.snapshot(name, shared_uuid, other_side.instance),
+                read.snapshot(run.name, shared_uuid, other_side.instance),
                 other_uuids,
             )
-            missing_links = [(u, side.instance, lid) for u, lid in missing] + [
-                (u, other_side.instance, lid) for u, lid in other_missing
-            ]
+            missing_links += [(u, other_side.instance, lid) for u, lid in other_missing]
         elif other_link is not None:
             # A create on the other side is still pending (its recovery lookup failed): creating
             # now could make a second copy. Wait until recovery has found it or ruled it out.
@@ -569,8 +529,6 @@ class SyncEngine:
             return
         elif side.role == "receiver":
             return  # the sender's copy is gone; the sender pass handles it
-        else:
-            missing_links = [(u, side.instance, lid) for u, lid in missing]
         if side.role == "sender":
             plan = plan_ticket(rules, shared_uuid, copy, counterpart)
             sender_local = record.local_id
@@ -590,9 +548,8 @@ class SyncEngine:
             )
         )
 
-    def _within_close_limit(
-        self, rules: Rules, work: _Pass, summary: RunSummary, dry_run: bool
-    ) -> bool:
+    def _within_close_limit(self, run: _Run, work: _Pass) -> bool:
+        rules, summary = run.rules, run.summary
         limit = rules.agreement.max_closes_per_run
         closing = [
             item
@@ -607,7 +564,7 @@ class SyncEngine:
             f"max_closes_per_run for agreement {summary.agreement} and run again"
         )
         summary.errors.append(message)
-        if not dry_run:
+        if not run.dry_run:
             self._journal_failure(
                 summary.agreement, summary, work.side.instance, None, None, "guard", message
             )
@@ -723,6 +680,10 @@ def _dead_local_process(holder: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _compiled_filter(expression: str | None) -> Any:
+    return jmespath.compile(expression) if expression else None
 
 
 def _matches(share_filter: Any, record: TicketRecord) -> bool:
