@@ -10,7 +10,10 @@ parsed; multipart compared with its random boundary masked).
 ``jira_sim.py`` (that is how the committed cassettes were made); ``NHD_JIRA_RECORD=live`` records
 against a real site from ``JIRA_URL``/``JIRA_EMAIL``/``JIRA_API_TOKEN`` (Cloud) or
 ``JIRA_PAT`` (Data Center) — see docs/adapters/jira.md. Credentials never reach a cassette:
-``Authorization`` and cookies are filtered, and the real host is rewritten to the placeholder site.
+``Authorization`` and cookies are filtered, session headers (``Set-Cookie``, ``X-ASESSIONID``)
+dropped, and the real host is rewritten to the placeholder site. Multipart upload bodies are
+stored as plain bytes with a fixed boundary. ``test_cassette_shapes.py`` loads every cassette with
+a safe YAML loader and checks all of this, and the shapes of the recorded bodies.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from typing import Any
 import pytest
 import vcr
 from jira_sim import ADA, CLOUD_SITE, DC_SITE, JiraSite
+from vcr.request import Request
 
 from nhd_bridge.adapters.jira_config import JiraConfig
 from nhd_bridge.testing import contract
 
 CASSETTES = Path(__file__).resolve().parents[1] / "cassettes" / "jira"
+# What a multipart upload's random boundary becomes in a cassette, so re-recording is stable.
+BOUNDARY = "0" * 32
 RECORD = os.environ.get("NHD_JIRA_RECORD", "")
 SITES = {"cloud": CLOUD_SITE, "datacenter": DC_SITE}
 
@@ -127,6 +133,18 @@ def _recorder(url: str, placeholder: str) -> vcr.VCR:
     def scrub_request(request: Any) -> Any:
         if url != placeholder:
             request.uri = request.uri.replace(url, placeholder, 1)
+        body = request.body
+        if hasattr(body, "read"):
+            # A streamed upload: stored as plain bytes (not as a pickled BytesIO, which only an
+            # unsafe YAML loader can read back), with a fixed multipart boundary.
+            data = body.read()
+            boundary = re.match(rb"--([0-9a-f]{32})\r\n", data)
+            if boundary:
+                data = data.replace(boundary[1], BOUNDARY.encode())
+                request.headers["Content-Type"] = request.headers["Content-Type"].replace(
+                    boundary[1].decode(), BOUNDARY
+                )
+            request = Request(request.method, request.uri, data, request.headers)
         return request
 
     def scrub_response(response: dict[str, Any]) -> dict[str, Any]:

@@ -3,27 +3,41 @@
 Nothing here runs in a normal test run: the tests replay cassettes. With ``NHD_JIRA_RECORD=sim``
 the same tests run against this simulator over real HTTP, and vcrpy records the traffic, which is
 how the committed cassettes were made. Every response follows Atlassian's documented shapes for
-Jira Cloud REST v3 and Jira Data Center REST v2 (checked against the real recordings in
-/work/shared/reference-recordings/jira): field names, nesting, ``self`` links, user objects
-(``accountId`` on Cloud; ``name``/``key`` on Data Center), timestamps in the user's time zone with
-a ``+hhmm`` offset, ``204`` with an empty body for edits and transitions, a JSON *array* from an
-attachment upload, ``Retry-After`` and ``X-RateLimit-*`` on a 429.
+Jira Cloud REST v3 and Jira Data Center REST v2, checked field by field against real recordings
+(the public Jira Cloud and Jira Server 7.12 traffic in ``../shared/reference-recordings/jira``;
+``tests/jira/test_cassette_shapes.py`` keeps the cassettes to those shapes):
 
-The simulated clock moves 7 seconds per write, so recordings are deterministic.
+- user objects: ``accountId``/``accountType`` on Cloud; ``name``/``key`` on Data Center;
+- timestamps in the user's time zone, ``2019-02-27T10:47:36.123+0100``;
+- an issue's comment block is ``{comments, self, maxResults, total, startAt}`` on Cloud and has no
+  ``self`` on Data Center; ``/field`` entries have a ``key`` on Cloud only;
+- transitions carry ``hasScreen``/``isGlobal``/… on Cloud and ``opsbarSequence`` on Data Center;
+- ``204`` with an empty body for edits (``application/json``) and transitions (``text/html``);
+- a JSON *array* from an attachment upload, which needs ``X-Atlassian-Token: no-check``;
+- errors as ``{"errorMessages": [...], "errors": {...}}``; a 401 as Jira sends it (JSON
+  ``{"message", "status-code"}`` on Data Center, plain text on Cloud) with ``WWW-Authenticate``;
+- the response headers of each deployment (``Atl-Traceid``/``X-Arequestid``/``X-Ratelimit-*``
+  behind Atlassian's edge on Cloud; ``X-AREQUESTID``/``X-AUSERNAME``/``X-ASEN`` and a session,
+  which the harness drops, on Data Center), and a 429's ``Retry-After`` with the rate-limit
+  headers each deployment documents.
+
+The simulated clock moves 7.125 seconds per write, so recordings are deterministic.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import threading
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 from zoneinfo import ZoneInfo
 
 CLOUD_SITE = "https://nhd-test.atlassian.net"
@@ -43,6 +57,51 @@ WORKFLOW = {
 CUSTOM_FIELDS = {
     "customfield_10050": ("Severity", {"type": "option", "custom": "select", "customId": 10050}),
     "customfield_10051": ("Region", {"type": "string", "custom": "textfield", "customId": 10051}),
+}
+SEVERITY_OPTIONS = {"low": "10061", "medium": "10062", "high": "10063"}  # value → option id
+SYSTEM_SCHEMAS = {
+    "summary": {"type": "string", "system": "summary"},
+    "status": {"type": "status", "system": "status"},
+    "labels": {"type": "array", "items": "string", "system": "labels"},
+    "reporter": {"type": "user", "system": "reporter"},
+    "created": {"type": "datetime", "system": "created"},
+    "updated": {"type": "datetime", "system": "updated"},
+    "resolution": {"type": "resolution", "system": "resolution"},
+    "comment": {"type": "comments-page", "system": "comment"},
+    "attachment": {"type": "array", "items": "attachment", "system": "attachment"},
+    "issuetype": {"type": "issuetype", "system": "issuetype"},
+    "project": {"type": "project", "system": "project"},
+}
+# Field id → (name, schema, operations) on a create, edit or transition screen.
+FIELD_META: dict[str, tuple[str, dict[str, Any], list[str]]] = {
+    "summary": ("Summary", SYSTEM_SCHEMAS["summary"], ["set"]),
+    "issuetype": ("Issue Type", SYSTEM_SCHEMAS["issuetype"], []),
+    "project": ("Project", SYSTEM_SCHEMAS["project"], ["set"]),
+    "reporter": ("Reporter", SYSTEM_SCHEMAS["reporter"], ["set"]),
+    "labels": ("Labels", SYSTEM_SCHEMAS["labels"], ["add", "set", "remove"]),
+    "resolution": ("Resolution", SYSTEM_SCHEMAS["resolution"], ["set"]),
+    "customfield_10050": (
+        "Severity",
+        {
+            "type": "option",
+            "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select",
+            "customId": 10050,
+        },
+        ["set"],
+    ),
+    "customfield_10051": (
+        "Region",
+        {
+            "type": "string",
+            "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield",
+            "customId": 10051,
+        },
+        ["set"],
+    ),
+}
+ISSUE_TYPES = {  # name → (id, description, avatar id)
+    "Task": ("10002", "A small, distinct piece of work.", 10318),
+    "Bug": ("10004", "A problem or error.", 10303),
 }
 
 
@@ -103,6 +162,7 @@ class JiraSite:
         self.next_comment = 10100
         self.next_attachment = 10200
         self.request_number = 0
+        self.request: tuple[str, str] = ("GET", "")  # method and path being answered
         self.faults: list[Fault] = []
         self.comments_in_search = comments_in_search
         self.lock = threading.Lock()
@@ -168,6 +228,7 @@ class JiraSite:
         self.request_number += 1
         url = urlparse(target)
         path = unquote(url.path)
+        self.request = (method, path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         for fault in self.faults:
             if fault.times and fault.method == method and fault.path.search(path):
@@ -184,13 +245,14 @@ class JiraSite:
             route = path[len(api) :]
             data = json.loads(body) if body and "json" in headers.get("Content-Type", "") else None
             return self._route(method, route, query, data, headers, body)
-        except KeyError as missing:
-            return self._error(
-                404, f"Issue does not exist or you do not have permission to see it. ({missing})"
-            )
+        except KeyError:
+            # Jira's words for an unknown key or id (and for an issue the user may not browse).
+            return self._error(404, "Issue does not exist or you do not have permission to see it.")
 
     def _route(self, method, route, query, data, headers, body):
         parts = route.split("/")
+        if route == "serverInfo":
+            return self._ok(self._server_info())
         if route == "myself":
             return self._ok(self._user(BRIDGE, full=True))
         if route == "field":
@@ -223,7 +285,7 @@ class JiraSite:
         if route == "issue" and method == "POST":
             return self._create(data)
         if parts[0] == "issue" and len(parts) >= 2:
-            issue = self.issues[parts[1]]
+            issue = self._issue(parts[1])
             rest = parts[2:]
             if not rest and method == "GET":
                 return self._ok(
@@ -255,6 +317,13 @@ class JiraSite:
                     return self._error(404, f"The property with key '{rest[1]}' does not exist.")
                 return self._ok({"key": rest[1], "value": issue.properties[rest[1]]})
             if rest == ["attachments"] and method == "POST":
+                if not any(
+                    k.lower() == "x-atlassian-token" and v == "no-check" for k, v in headers.items()
+                ):
+                    # Jira's XSRF check refuses a multipart POST without the header.
+                    headers_out = self._headers()
+                    headers_out["Content-Type"] = "text/plain;charset=UTF-8"
+                    return 403, headers_out, b"XSRF check failed"
                 return self._upload(issue, headers, body)
         if parts[:2] == ["attachment", "content"] and self.cloud:
             return self._download(parts[2])
@@ -263,7 +332,7 @@ class JiraSite:
     # --- writes -------------------------------------------------------------------------------
 
     def _tick(self) -> datetime:
-        self.now += timedelta(seconds=7)
+        self.now += timedelta(seconds=7, milliseconds=125)  # real timestamps have milliseconds
         return self.now
 
     def _touch(self, issue: Issue) -> None:
@@ -273,6 +342,8 @@ class JiraSite:
         fields = dict(data["fields"])
         if not fields.get("summary"):
             return self._error(400, None, {"summary": "You must specify a summary of the issue."})
+        if errors := _field_errors(fields):
+            return self._error(400, None, errors)
         self.next_issue += 1
         number = len(self.issues) + 1
         key = f"{fields['project']['key']}-{number}"
@@ -300,12 +371,14 @@ class JiraSite:
         )
 
     def _edit(self, issue: Issue, data: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        if errors := _field_errors(data["fields"]):
+            return self._error(400, None, errors)
         for name, value in data["fields"].items():
             if name == "labels":
                 value = sorted(value)
             issue.fields[name] = value
         self._touch(issue)
-        return 204, self._headers(content=False), b""
+        return 204, self._headers(), b""  # Cloud answers an edit with a JSON content type
 
     def _transition(self, issue: Issue, data: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         wanted = str(data["transition"]["id"])
@@ -315,7 +388,7 @@ class JiraSite:
                 resolution = ((data.get("fields") or {}).get("resolution") or {}).get("name")
                 issue.resolution = resolution if target == "Done" else None
                 self._touch(issue)
-                return 204, self._headers(content=False), b""
+                return 204, self._headers(content_type="text/html;charset=UTF-8"), b""
         return self._error(
             400,
             f"Transition id '{wanted}' is not valid for this issue.",
@@ -348,6 +421,8 @@ class JiraSite:
         for chunk in body.split(b"--" + boundary)[1:-1]:
             head, _, payload = chunk[2:].partition(b"\r\n\r\n")
             head_text = head.decode()
+            if not re.search(r'\bname="file"', head_text):
+                continue  # Jira reads the parts named "file" and nothing else
             filename = re.search(r'filename="([^"]*)"', head_text)[1]
             part_type = re.search(r"Content-Type: (\S+)", head_text, re.I)
             parts.append(
@@ -373,9 +448,11 @@ class JiraSite:
 
     def _download(self, attachment_id: str):
         payload = self.attachment_bytes[attachment_id]
-        headers = self._headers(content=False)
-        headers["Content-Type"] = "application/octet-stream"
-        headers["Content-Disposition"] = "attachment"
+        item = next(
+            a for i in self.issues.values() for a in i.attachments if a["id"] == attachment_id
+        )
+        headers = self._headers(content_type=item["mimeType"])
+        headers["Content-Disposition"] = "attachment; filename*=UTF-8''" + quote(item["filename"])
         return 200, headers, payload
 
     # --- reads --------------------------------------------------------------------------------
@@ -449,26 +526,24 @@ class JiraSite:
             "resolution": self._resolution(issue.resolution),
             "comment": self._comment_block(issue, search),
             "attachment": [self._attachment_json(a) for a in issue.attachments],
-            "issuetype": {
-                "self": f"{self._api()}issuetype/10002",
-                "id": "10002",
-                "name": "Task",
-                "subtask": False,
-            },
+            "issuetype": self._issue_type("Task"),
             "project": self._project(short=True),
         }
         for field_id in CUSTOM_FIELDS:
             values[field_id] = issue.fields.get(field_id)
         if issue.fields.get("customfield_10050") is not None:
-            option = issue.fields["customfield_10050"]["value"]
-            values["customfield_10050"] = {
-                "self": f"{self._api()}customFieldOption/{10060 + len(option)}",
-                "value": option,
-                "id": str(10060 + len(option)),
-            }
+            values["customfield_10050"] = self._option(issue.fields["customfield_10050"]["value"])
         chosen = {k: v for k, v in values.items() if everything or k in wanted}
+        if search:  # the issues of a search page
+            expand = "operations,versionedRepresentations,editmeta,changelog,renderedFields"
+        else:  # GET /issue/{key}
+            expand = (
+                "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations"
+            )
+            if self.cloud:  # the site runs Jira Service Management: its request type field
+                expand += ",customfield_10010.requestTypePractice"
         result: dict[str, Any] = {
-            "expand": "operations,versionedRepresentations,editmeta,changelog,renderedFields",
+            "expand": expand,
             "id": str(issue.id),
             "self": f"{self._api()}issue/{issue.id}",
             "key": issue.key,
@@ -482,13 +557,11 @@ class JiraSite:
 
     def _comment_block(self, issue: Issue, search: bool) -> dict[str, Any]:
         shown = issue.comments[: self.comments_in_search] if search else issue.comments
-        return {
-            "comments": [self._comment_json(issue, c) for c in shown],
-            "self": f"{self._api()}issue/{issue.id}/comment",
-            "maxResults": len(shown),
-            "total": len(issue.comments),
-            "startAt": 0,
-        }
+        block: dict[str, Any] = {"comments": [self._comment_json(issue, c) for c in shown]}
+        if self.cloud:  # Jira Server/Data Center has no self link on the block
+            block["self"] = f"{self._api()}issue/{issue.id}/comment"
+        block.update({"maxResults": len(shown), "total": len(issue.comments), "startAt": 0})
+        return block
 
     def _comment_page(self, issue: Issue, query: dict[str, str]) -> dict[str, Any]:
         start = int(query.get("startAt", 0))
@@ -512,11 +585,15 @@ class JiraSite:
             "updated": self._time(comment["created"]),
         }
         if "visibility" in comment:
-            visibility = dict(comment["visibility"])
-            if self.cloud:
-                visibility["identifier"] = visibility["value"]
+            visibility = {k: comment["visibility"][k] for k in ("type", "value")}
+            if self.cloud:  # a role's name; a group's id (Cloud groups are known by id)
+                visibility["identifier"] = (
+                    visibility["value"]
+                    if visibility["type"] == "role"
+                    else str(uuid.uuid5(uuid.NAMESPACE_URL, f"group:{visibility['value']}"))
+                )
             result["visibility"] = visibility
-        if self.cloud:
+        if self.cloud:  # Cloud sends it on every comment, JSM project or not
             internal = issue.comment_properties.get(comment["id"], {}).get("sd.public.comment")
             result["jsdPublic"] = not (internal or {}).get("internal", False)
         return result
@@ -524,134 +601,208 @@ class JiraSite:
     def _transitions(self, issue: Issue, query: dict[str, str]) -> dict[str, Any]:
         with_fields = "transitions.fields" in query.get("expand", "")
         result = []
-        for tid, name, target in WORKFLOW[issue.status]:
-            item: dict[str, Any] = {
-                "id": tid,
-                "name": name,
-                "to": self._status(target),
-                "hasScreen": target == "Done",
-                "isGlobal": False,
-                "isInitial": False,
-                "isAvailable": True,
-                "isConditional": False,
-                "isLooped": False,
-            }
+        for sequence, (tid, name, target) in enumerate(WORKFLOW[issue.status], 1):
+            item: dict[str, Any] = {"id": tid, "name": name}
+            if self.cloud:
+                item["to"] = self._status(target)
+                item.update(
+                    {
+                        "hasScreen": target == "Done",
+                        "isGlobal": False,
+                        "isInitial": False,
+                        "isAvailable": True,
+                        "isConditional": False,
+                        "isLooped": False,
+                    }
+                )
+            else:  # Data Center's TransitionBean: no hasScreen/isGlobal/…, an opsbar position
+                item["opsbarSequence"] = sequence * 10
+                item["to"] = self._status(target)
             if with_fields:
                 item["fields"] = (
-                    {
-                        "resolution": {
-                            "required": True,
-                            "schema": {"type": "resolution", "system": "resolution"},
-                            "name": "Resolution",
-                            "key": "resolution",
-                            "operations": ["set"],
-                            "allowedValues": [self._resolution(r) for r in ("Done", "Won't Do")],
-                        }
-                    }
+                    {"resolution": self._field_meta("resolution", required=True)}
                     if target == "Done"
                     else {}
                 )
             result.append(item)
         return {"expand": "transitions", "transitions": result}
 
+    def _field_meta(
+        self, field_id: str, *, required: bool = False, with_field_id: bool = False
+    ) -> dict[str, Any]:
+        """One field of a screen (createmeta, editmeta, a transition's screen)."""
+        name, schema, operations = FIELD_META[field_id]
+        meta: dict[str, Any] = {"required": required, "schema": dict(schema), "name": name}
+        if self.cloud:
+            meta["key"] = field_id
+        if with_field_id or not self.cloud:
+            meta["fieldId"] = field_id
+        meta.update({"hasDefaultValue": False, "operations": list(operations)})
+        if field_id == "resolution":
+            meta["allowedValues"] = [self._resolution(r) for r in ("Done", "Won't Do")]
+        elif field_id == "customfield_10050":
+            meta["allowedValues"] = [self._option(value) for value in SEVERITY_OPTIONS]
+        elif field_id == "issuetype":
+            meta["allowedValues"] = [self._issue_type("Task")]
+        elif field_id == "project":
+            meta["allowedValues"] = [self._project(short=True)]
+        return meta
+
     def _editmeta(self) -> dict[str, Any]:
-        names = {"summary": "Summary", "labels": "Labels", "reporter": "Reporter"}
-        names.update({k: v[0] for k, v in CUSTOM_FIELDS.items()})
-        return {
-            "fields": {
-                key: {"required": key == "summary", "name": name, "key": key, "operations": ["set"]}
-                for key, name in names.items()
-            }
-        }
+        ids = ["summary", "labels", "reporter", *CUSTOM_FIELDS]
+        return {"fields": {key: self._field_meta(key, required=key == "summary") for key in ids}}
 
     def _createmeta(self) -> dict[str, Any]:
         ids = ["summary", "issuetype", "project", "reporter", "labels", *CUSTOM_FIELDS]
         items = [
-            {
-                "required": key in ("summary", "issuetype", "project"),
-                "name": key,
-                "key": key,
-                "fieldId": key,
-                "operations": ["set"],
-            }
+            self._field_meta(
+                key, required=key in ("summary", "issuetype", "project"), with_field_id=True
+            )
             for key in ids
         ]
-        listing = "fields" if self.cloud else "values"
-        return {"startAt": 0, "maxResults": 200, "total": len(items), listing: items}
+        if self.cloud:  # PageOfCreateMetaIssueTypeWithField
+            return {"maxResults": 200, "startAt": 0, "total": len(items), "fields": items}
+        return {
+            "maxResults": 200,
+            "startAt": 0,
+            "total": len(items),
+            "isLast": True,
+            "values": items,
+        }
 
     def _field_list(self) -> list[dict[str, Any]]:
+        # (id, name, orderable, navigable, searchable, clause names) as Jira lists them.
         system = [
-            ("summary", "Summary", {"type": "string", "system": "summary"}),
-            ("status", "Status", {"type": "status", "system": "status"}),
-            ("labels", "Labels", {"type": "array", "items": "string", "system": "labels"}),
-            ("reporter", "Reporter", {"type": "user", "system": "reporter"}),
-            ("comment", "Comment", {"type": "comments-page", "system": "comment"}),
+            ("issuekey", "Key", False, True, False, ["id", "issue", "issuekey", "key"]),
+            ("summary", "Summary", True, True, True, ["summary"]),
+            ("status", "Status", False, True, True, ["status"]),
+            ("labels", "Labels", True, True, True, ["labels"]),
+            ("reporter", "Reporter", True, True, True, ["reporter"]),
+            ("created", "Created", False, True, True, ["created", "createdDate"]),
+            ("updated", "Updated", False, True, True, ["updated", "updatedDate"]),
+            ("resolution", "Resolution", True, True, True, ["resolution"]),
+            ("comment", "Comment", True, False, True, ["comment"]),
+            ("attachment", "Attachment", True, False, True, ["attachments"]),
         ]
-        listing = [
-            {
-                "id": fid,
-                "key": fid,
-                "name": name,
-                "custom": False,
-                "orderable": True,
-                "navigable": True,
-                "searchable": True,
-                "clauseNames": [fid],
-                "schema": schema,
-            }
-            for fid, name, schema in system
-        ]
-        for fid, (name, schema) in CUSTOM_FIELDS.items():
-            custom = dict(
-                schema,
-                custom=f"com.atlassian.jira.plugin.system.customfieldtypes:{schema['custom']}",
-            )
-            listing.append(
+        listing = []
+        for fid, name, orderable, navigable, searchable, clauses in system:
+            entry: dict[str, Any] = {"id": fid}
+            if self.cloud:  # Jira Server/Data Center lists no key
+                entry["key"] = fid
+            entry.update(
                 {
-                    "id": fid,
-                    "key": fid,
+                    "name": name,
+                    "custom": False,
+                    "orderable": orderable,
+                    "navigable": navigable,
+                    "searchable": searchable,
+                    "clauseNames": clauses,
+                }
+            )
+            if fid in SYSTEM_SCHEMAS:  # the issue key has no schema
+                entry["schema"] = dict(SYSTEM_SCHEMAS[fid])
+            listing.append(entry)
+        for fid, (name, _schema) in CUSTOM_FIELDS.items():
+            entry = {"id": fid}
+            if self.cloud:
+                entry["key"] = fid
+            entry.update(
+                {
                     "name": name,
                     "custom": True,
                     "orderable": True,
                     "navigable": True,
                     "searchable": True,
-                    "clauseNames": [f"cf[{schema['customId']}]", name],
-                    "schema": custom,
+                    "clauseNames": [f"cf[{fid.split('_')[1]}]", name],
+                    "schema": _custom_schema(fid),
                 }
             )
+            listing.append(entry)
         return listing
 
+    def _server_info(self) -> dict[str, Any]:
+        server_time = self._time(self.now)
+        if self.cloud:
+            return {
+                "baseUrl": self.site,
+                "displayUrl": self.site,
+                "displayUrlServicedeskHelpCenter": self.site,
+                "displayUrlConfluence": self.site,
+                "version": "1001.0.0-SNAPSHOT",
+                "versionNumbers": [1001, 0, 0],
+                "deploymentType": "Cloud",
+                "buildNumber": 100287,
+                "buildDate": "2025-02-24T13:05:26.000+0100",
+                "serverTime": server_time,
+                "scmInfo": "0139ea21e0f8b5dafbd2e1eb33923e0c468b7f69",
+                "serverTitle": "Jira",
+                "defaultLocale": {"locale": "en_US"},
+                "serverTimeZone": "Etc/UTC",
+            }
+        return {
+            "baseUrl": self.site,
+            "version": "9.12.15",
+            "versionNumbers": [9, 12, 15],
+            "deploymentType": "Server",  # what Data Center reports too
+            "buildNumber": 9120015,
+            "buildDate": "2024-10-01T00:00:00.000-0400",
+            "serverTime": server_time,
+            "scmInfo": "5ef91d760d7124da5ebec5c16a948a4a807698df",
+            "serverTitle": "Jira",
+        }
+
+    def _avatars(self, kind: str, avatar_id: int) -> dict[str, str]:
+        base = f"{self.site}/secure/{kind}avatar?avatarId={avatar_id}"
+        return {
+            "48x48": base,
+            "24x24": base.replace("?", "?size=small&"),
+            "16x16": base.replace("?", "?size=xsmall&"),
+            "32x32": base.replace("?", "?size=medium&"),
+        }
+
     def _project(self, *, short: bool = False) -> dict[str, Any]:
-        project = {
+        project: dict[str, Any] = {
             "self": f"{self._api()}project/10000",
             "id": "10000",
             "key": "NHD",
             "name": "NHD Support",
-            "projectTypeKey": "software",
         }
+        if self.cloud:
+            project.update({"projectTypeKey": "software", "simplified": False})
+        project["avatarUrls"] = self._avatars("project", 10324)
         if short:
             return project
         return {
             "expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
             **project,
+            "projectTypeKey": "software",
             "description": "",
             "lead": self._user(BRIDGE),
-            "issueTypes": [
-                {
-                    "self": f"{self._api()}issuetype/10002",
-                    "id": "10002",
-                    "name": "Task",
-                    "subtask": False,
-                },
-                {
-                    "self": f"{self._api()}issuetype/10004",
-                    "id": "10004",
-                    "name": "Bug",
-                    "subtask": False,
-                },
-            ],
+            "components": [],
+            "issueTypes": [self._issue_type("Task"), self._issue_type("Bug")],
             "assigneeType": "UNASSIGNED",
+            "versions": [],
+            "roles": {
+                "Developers": f"{self._api()}project/10000/role/10002",
+                "Administrators": f"{self._api()}project/10000/role/10003",
+            },
         }
+
+    def _issue_type(self, name: str) -> dict[str, Any]:
+        type_id, description, avatar = ISSUE_TYPES[name]
+        result: dict[str, Any] = {
+            "self": f"{self._api()}issuetype/{type_id}",
+            "id": type_id,
+            "description": description,
+            "iconUrl": f"{self.site}/secure/viewavatar?size=medium&avatarId={avatar}"
+            "&avatarType=issuetype",
+            "name": name,
+            "subtask": False,
+            "avatarId": avatar,
+        }
+        if self.cloud:
+            result["hierarchyLevel"] = 0
+        return result
 
     def _project_statuses(self) -> list[dict[str, Any]]:
         return [
@@ -668,6 +819,15 @@ class JiraSite:
 
     def _api(self) -> str:
         return f"{self.site}/rest/api/{self.version}/"
+
+    def _issue(self, ref: str) -> Issue:
+        """An issue by key or by id, as Jira accepts both; KeyError when there is none."""
+        if ref in self.issues:
+            return self.issues[ref]
+        for issue in self.issues.values():
+            if str(issue.id) == ref:
+                return issue
+        raise KeyError(ref)
 
     def _time(self, moment: datetime) -> str:
         local = moment.astimezone(self.zone)
@@ -705,6 +865,14 @@ class JiraSite:
             "name": name,
         }
 
+    def _option(self, value: str) -> dict[str, Any]:
+        option_id = SEVERITY_OPTIONS[value]
+        return {
+            "self": f"{self._api()}customFieldOption/{option_id}",
+            "value": value,
+            "id": option_id,
+        }
+
     def _user(self, user: User, *, full: bool = False) -> dict[str, Any]:
         avatars = {
             size: f"https://avatar.example/{user.key}/{size[:2]}"
@@ -712,7 +880,7 @@ class JiraSite:
         }
         if self.cloud:
             result = {
-                "self": f"{self._api()}user?accountId={user.account_id}",
+                "self": f"{self._api()}user?accountId={quote(user.account_id)}",
                 "accountId": user.account_id,
                 "emailAddress": user.email,
                 "avatarUrls": avatars,
@@ -723,7 +891,7 @@ class JiraSite:
             }
         else:
             result = {
-                "self": f"{self._api()}user?username={user.name}",
+                "self": f"{self._api()}user?username={quote(user.name)}",
                 "name": user.name,
                 "key": user.key,
                 "emailAddress": user.email,
@@ -749,7 +917,7 @@ class JiraSite:
         content = (
             f"{self._api()}attachment/content/{item['id']}"
             if self.cloud
-            else f"{self.site}/secure/attachment/{item['id']}/{item['filename']}"
+            else f"{self.site}/secure/attachment/{item['id']}/{quote(item['filename'])}"
         )
         return {
             "self": f"{self._api()}attachment/{item['id']}",
@@ -762,41 +930,50 @@ class JiraSite:
             "content": content,
         }
 
-    def _headers(self, *, content: bool = True) -> dict[str, str]:
+    def _headers(self, *, content_type: str = "application/json;charset=UTF-8") -> dict[str, str]:
+        """The headers of an answer, as each deployment sends them (the real recordings'
+        headers, less the CDN's own on Cloud)."""
         stamp = self.now.strftime("%a, %d %b %Y %H:%M:%S GMT")
-        trace = f"{self.request_number:032x}"
+        number = self.request_number
         if self.cloud:
-            headers = {
+            trace = hashlib.sha256(f"trace:{number}".encode()).hexdigest()[:32]
+            limit = _cloud_rate_limit(*self.request)
+            return {
                 "Date": stamp,
+                "Content-Type": content_type,
                 "Server": "AtlassianEdge",
+                "Atl-Request-Id": str(uuid.UUID(trace)),
                 "Atl-Traceid": trace,
-                "Atl-Request-Id": "-".join(
-                    (trace[:8], trace[8:12], trace[12:16], trace[16:20], trace[20:])
-                ),
                 "Cache-Control": "no-cache, no-store, no-transform",
-                "Vary": "Accept-Encoding",
-                "X-Aaccountid": BRIDGE.account_id,
-                "X-Ratelimit-Limit": "350",
-                "X-Ratelimit-Remaining": "349",
                 "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
+                "Timing-Allow-Origin": "*",
+                "Vary": "Accept-Encoding",
+                "X-Aaccountid": quote(BRIDGE.account_id),
+                "X-Arequestid": hashlib.sha256(f"request:{number}".encode()).hexdigest()[:32],
                 "X-Content-Type-Options": "nosniff",
+                "X-Ratelimit-Limit": str(limit),
+                "X-Ratelimit-Remaining": str(limit - 1),
+                "X-Xss-Protection": "1; mode=block",
             }
-        else:
-            headers = {
-                "Date": stamp,
-                "Server": "Apache-Coyote/1.1",
-                "X-AREQUESTID": f"{540 + self.request_number}x{self.request_number}x1",
-                "X-ASEN": "SEN-L12345678",
-                "X-Seraph-LoginReason": "OK",
-                "X-AUSERNAME": BRIDGE.name,
-                "Cache-Control": "no-cache, no-store, no-transform",
-                "X-Content-Type-Options": "nosniff",
-            }
-        if content:
-            headers["Content-Type"] = "application/json;charset=UTF-8"
-        else:
-            headers["Content-Type"] = "text/html;charset=UTF-8"
-        return headers
+        local = self.now.astimezone(self.zone)
+        session = hashlib.sha256(f"session:{self.site}".encode()).hexdigest()[:7]
+        return {
+            "Cache-Control": "no-cache, no-store, no-transform",
+            "Content-Security-Policy": "frame-ancestors 'self'",
+            "Content-Type": content_type,
+            "Date": stamp,
+            # A session comes with every authenticated answer; the harness drops it.
+            "Set-Cookie": f"JSESSIONID={session.upper()}; Path=/; HttpOnly",
+            "Vary": "User-Agent",
+            "X-AREQUESTID": f"{local.hour * 60 + local.minute}x{1000 + number}x1",
+            "X-ASEN": "SEN-L12345678",
+            "X-ASESSIONID": session,
+            "X-AUSERNAME": BRIDGE.name,
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "SAMEORIGIN",
+            "X-Seraph-LoginReason": "OK",
+            "X-XSS-Protection": "1; mode=block",
+        }
 
     def _ok(self, payload: Any) -> tuple[int, dict[str, str], bytes]:
         return 200, self._headers(), _json(payload)
@@ -808,43 +985,54 @@ class JiraSite:
     def _fault(self, status: int) -> tuple[int, dict[str, str], bytes]:
         headers = self._headers()
         if status == 429:
-            headers.update(
-                {
-                    "Retry-After": "17",
-                    "X-RateLimit-Limit": "350",
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-FillRate": "10",
-                    "X-RateLimit-Interval-Seconds": "1",
-                    "X-RateLimit-NearLimit": "true",
-                    "RateLimit-Reason": "jira-quota-tenant-based"
-                    if self.cloud
-                    else "jira-rate-limit",
-                }
-            )
-            headers.pop("X-Ratelimit-Limit", None)
-            headers.pop("X-Ratelimit-Remaining", None)
-            headers["Content-Type"] = "application/json;charset=UTF-8"
+            retry_after = 17
+            if self.cloud:  # developer.atlassian.com/cloud/jira/platform/rate-limiting
+                reset = self.now + timedelta(seconds=retry_after)
+                headers.pop("X-Ratelimit-Limit")
+                headers.pop("X-Ratelimit-Remaining")
+                headers.update(
+                    {
+                        "Retry-After": str(retry_after),
+                        "X-RateLimit-Limit": "350",
+                        "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"),
+                        "X-RateLimit-NearLimit": "true",
+                        "RateLimit-Reason": "jira-burst-based",
+                    }
+                )
+            else:  # Jira Data Center's rate limiting (a token bucket per user)
+                headers.update(
+                    {
+                        "Retry-After": str(retry_after),
+                        "X-RateLimit-Limit": "100",
+                        "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Interval-Seconds": "1",
+                        "X-RateLimit-FillRate": "10",
+                    }
+                )
             return 429, headers, _json({"errorMessages": ["Rate limit exceeded."], "errors": {}})
         if status == 401:
-            headers["WWW-Authenticate"] = (
-                'OAuth realm="' + self.site.replace("https://", "https%3A%2F%2F") + '"'
-            )
-            headers["X-Seraph-LoginReason"] = "AUTHENTICATED_FAILED"
-            headers["X-AUSERNAME"] = "anonymous"
-            headers.pop("X-Aaccountid", None)
+            realm = quote(self.site, safe="")
             if self.cloud:
+                # An anonymous answer: no account header and no rate limit of the account.
+                for name in ("X-Aaccountid", "X-Ratelimit-Limit", "X-Ratelimit-Remaining"):
+                    headers.pop(name)
                 headers["Content-Type"] = "text/plain;charset=UTF-8"
+                headers["WWW-Authenticate"] = f'OAuth realm="{realm}"'
+                headers["X-Seraph-LoginReason"] = "AUTHENTICATED_FAILED"
                 return 401, headers, b"Client must be authenticated to access this resource."
-            return (
-                401,
-                headers,
-                _json(
-                    {
-                        "message": "Client must be authenticated to access this resource.",
-                        "status-code": 401,
-                    }
-                ),
+            # As jira-server-7.12-v2__oca__myself-401-unauthorized.yaml: no session, anonymous.
+            for name in ("Set-Cookie", "X-ASESSIONID", "X-Seraph-LoginReason"):
+                headers.pop(name)
+            headers.update(
+                {
+                    "Cache-Control": "no-transform",
+                    "WWW-Authenticate": f'OAuth realm="{realm}"',
+                    "X-AUSERNAME": "anonymous",
+                }
             )
+            message = "Client must be authenticated to access this resource."
+            return 401, headers, _json({"message": message, "status-code": 401})
         if status == 403:
             return (
                 status,
@@ -859,6 +1047,35 @@ class JiraSite:
                 ),
             )
         return status, headers, _json({"errorMessages": [f"HTTP {status}"], "errors": {}})
+
+
+def _field_errors(fields: dict[str, Any]) -> dict[str, str]:
+    """Jira's 400 ``errors`` for values it refuses (a select list takes one of its options)."""
+    option = fields.get("customfield_10050")
+    if option is not None and option.get("value") not in SEVERITY_OPTIONS:
+        return {"customfield_10050": f"Option value '{option.get('value')}' is not valid"}
+    return {}
+
+
+def _cloud_rate_limit(method: str, path: str) -> int:
+    """``X-Ratelimit-Limit`` as Jira Cloud sent it per kind of request in
+    jira-cloud-v2__defectdojo__create-update-issue_transition_ratelimit-headers.yaml."""
+    if method == "POST":
+        return 200
+    if method in ("PUT", "DELETE"):
+        return 300
+    if re.search(r"/issue/[^/]+$", path):
+        return 400
+    return 350
+
+
+def _custom_schema(field_id: str) -> dict[str, Any]:
+    _name, schema = CUSTOM_FIELDS[field_id]
+    return {
+        "type": schema["type"],
+        "custom": f"com.atlassian.jira.plugin.system.customfieldtypes:{schema['custom']}",
+        "customId": schema["customId"],
+    }
 
 
 def _json(payload: Any) -> bytes:
