@@ -645,9 +645,3 @@ def _cursor(cursor: str | None) -> int:
         return int(cursor)
     except ValueError:
         raise PermanentError(f"{cursor!r} is not a cursor of an nhd instance") from None
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import and_, delete, func, insert, select, update
@@ -34,7 +34,7 @@ from nhd_bridge.core.state.schema import (
     wire_sequence,
     wire_tickets,
 )
-from nhd_bridge.core.state.store import StateStore, utcnow
+from nhd_bridge.core.state.store import StateStore, stored_utc, utcnow
 
 __all__ = [
     "AlreadyExists",
@@ -406,13 +406,6 @@ class WireStore:
 # --- rows -> objects ----------------------------------------------------------------------------
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -474,7 +467,7 @@ def _ticket(connection: Connection, agreement_uuid: str, ticket_uuid: str) -> Wi
             author=Actor.model_validate(_load(c.author)) if c.author else None,
             body=c.body,
             html_body=c.html_body,
-            authored_at=_aware(c.authored_at),
+            authored_at=stored_utc(c.authored_at),
             public=bool(c.public),
             attachments=[Attachment.model_validate(a) for a in _load(c.attachments)],
             custom_fields=_load(c.custom_fields),
@@ -484,7 +477,7 @@ def _ticket(connection: Connection, agreement_uuid: str, ticket_uuid: str) -> Wi
     ticket = Ticket(
         uuid=row.uuid,
         subject=row.subject,
-        requested_at=_aware(row.requested_at),
+        requested_at=stored_utc(row.requested_at),
         status=row.status,
         requester=Actor.model_validate(_load(row.requester)) if row.requester else None,
         comments=comments,
@@ -500,7 +493,7 @@ def _ticket(connection: Connection, agreement_uuid: str, ticket_uuid: str) -> Wi
         seq=row.change_seq,
         unshared=row.unshared_at is not None,
         comment_seqs={c.uuid: c.seq for c in comment_rows},
-        updated_at=_aware(row.updated_at),
+        updated_at=stored_utc(row.updated_at),
     )
 
 
@@ -527,7 +520,7 @@ def _ticket_changes(existing: Any, ticket: Ticket, agreement: WireAgreement) -> 
     for name, value in wanted.items():
         stored = existing._mapping[name]
         if name == "requested_at":
-            stored = _aware(stored)
+            stored = stored_utc(stored)
         if value != stored:
             changes[name] = value
     return changes

@@ -7,6 +7,7 @@ from nhd_bridge.core.state.store import (
     ParkedRow,
     StateStore,
     StateTx,
+    stored_utc,
     utcnow,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "ParkedRow",
     "StateStore",
     "StateTx",
+    "stored_utc",
     "utcnow",
 ]

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Table, and_, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -43,6 +43,7 @@ __all__ = [
     "ParkedRow",
     "StateStore",
     "StateTx",
+    "stored_utc",
     "utcnow",
 ]
 
@@ -548,7 +549,7 @@ class StateTx:
         return [
             JournalEntry(
                 id=row.id,
-                at=_aware(row.at),
+                at=stored_utc(row.at),
                 run_id=row.run_id,
                 agreement=row.agreement,
                 source=row.source,
@@ -679,13 +680,20 @@ def _parked(row: Any) -> ParkedRow:
         local_id=row.local_id,
         error=row.error,
         attempts=row.attempts,
-        first_failed_at=_aware(row.first_failed_at),
-        next_attempt_at=_aware(row.next_attempt_at),
+        first_failed_at=stored_utc(row.first_failed_at),
+        next_attempt_at=stored_utc(row.next_attempt_at),
     )
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
+@overload
+def stored_utc(value: datetime) -> datetime: ...
+@overload
+def stored_utc(value: None) -> None: ...
+def stored_utc(value: datetime | None) -> datetime | None:
+    """A datetime read from the store, made aware: SQLite hands back naive ones, and everything
+    stored is UTC."""
+    if value is None:
+        return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
