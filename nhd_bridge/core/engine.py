@@ -47,6 +47,7 @@ from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.state import (
     AgreementRow,
     JournalEntry,
+    LinkRow,
     ParkedRow,
     StateStore,
     StateTx,
@@ -108,6 +109,30 @@ class _Pass:
     seen: set[str] = field(default_factory=set)
     items: list[WorkItem] = field(default_factory=list)
     confirmations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class _PageFacts:
+    """The bookkeeping of one page of changed tickets, read in a few queries instead of several
+    per ticket. Tickets not in it (new shares) fall back to one query each."""
+
+    links: dict[str, LinkRow]  # local id on this side -> its link
+    states: dict[str, str]  # shared uuid -> state under this agreement
+    snapshots: dict[str, dict[str, Any]]  # shared uuid -> this side's snapshot
+    comment_links: dict[str, dict[str, dict[str, str | None]]]  # shared uuid -> links
+
+    @classmethod
+    def read(
+        cls, reader: StateTx, agreement: str, side: Side, records: list[TicketRecord]
+    ) -> _PageFacts:
+        links = reader.links_for_locals(side.instance, [record.local_id for record in records])
+        shared = [link.shared_uuid for link in links.values()]
+        return cls(
+            links=links,
+            states=reader.agreement_ticket_states(agreement, shared),
+            snapshots=reader.snapshots_for(agreement, side.instance, shared),
+            comment_links=reader.comment_links_for(shared),
+        )
 
 
 class SyncEngine:
@@ -397,9 +422,10 @@ class SyncEngine:
         summary, side = run.summary, work.side
         try:
             for page in self.adapter(side.instance).changed_since(work.cursor):
+                facts = _PageFacts.read(work.reader, run.name, side, page.tickets)
                 for record in page.tickets:
                     summary.tickets_seen += 1
-                    self._consider(run, work, record)
+                    self._consider(run, work, record, facts)
                     self._progress(run.name, f"reading {side.instance}", summary.tickets_seen, None)
                 if page.cursor is not None:
                     work.cursor = page.cursor
@@ -426,12 +452,12 @@ class SyncEngine:
         run.handled |= work.seen
         return True
 
-    def _consider(self, run: _Run, work: _Pass, record: TicketRecord) -> None:
+    def _consider(self, run: _Run, work: _Pass, record: TicketRecord, facts: _PageFacts) -> None:
         """Whether this agreement carries (or should start carrying) a changed ticket."""
         side, read = work.side, work.reader
-        link = read.link_for_local(side.instance, record.local_id)
+        link = facts.links.get(record.local_id)
         shared_uuid = link.shared_uuid if link else None
-        state = read.agreement_ticket_state(run.name, shared_uuid) if shared_uuid else None
+        state = facts.states.get(shared_uuid) if shared_uuid else None
         if state is None:
             if side.role != "sender" or not _matches(run.share_filter, record):
                 return
@@ -460,7 +486,7 @@ class SyncEngine:
             return
         if row is not None:
             run.summary.retried += 1
-        self._prepare(run, work, record, shared_uuid)
+        self._prepare(run, work, record, shared_uuid, facts)
 
     def _consider_again(self, run: _Run, work: _Pass, shared_uuid: str) -> None:
         """A parked ticket due for retry, or one whose create was recovered: read it afresh."""
@@ -485,12 +511,24 @@ class SyncEngine:
             run.summary.retried += 1
         self._prepare(run, work, record, shared_uuid)
 
-    def _prepare(self, run: _Run, work: _Pass, record: TicketRecord, shared_uuid: str) -> None:
+    def _prepare(
+        self,
+        run: _Run,
+        work: _Pass,
+        record: TicketRecord,
+        shared_uuid: str,
+        facts: _PageFacts | None = None,
+    ) -> None:
         """Plan one ticket, reading the other copy only when this one changed."""
         rules, summary, side, read = run.rules, run.summary, work.side, work.reader
-        links = read.comment_links(shared_uuid)
+        if facts is not None and shared_uuid in facts.comment_links:
+            links = facts.comment_links[shared_uuid]
+            snapshot = facts.snapshots.get(shared_uuid)
+        else:
+            links = read.comment_links(shared_uuid)
+            snapshot = read.snapshot(run.name, shared_uuid, side.instance)
         uuids, missing = comment_uuids(record, side, links.get(side.instance, {}))
-        copy = Copy(side, record, read.snapshot(run.name, shared_uuid, side.instance), uuids)
+        copy = Copy(side, record, snapshot, uuids)
         if copy.snapshot is not None:
             change = _change_kind(rules, copy)
             if change == "none":

@@ -7,6 +7,7 @@ a bridge from creating duplicates. SQLite (WAL) by default; any SQLAlchemy URL w
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterator
@@ -222,12 +223,20 @@ class StateTx:
         (``ON CONFLICT`` on SQLite and PostgreSQL; update-then-insert elsewhere)."""
         dialect = self._dialect()
         if dialect in _NATIVE_UPSERT:
-            statement = _NATIVE_UPSERT[dialect](table).values(**key, **values, **(created or {}))
-            self._execute(statement.on_conflict_do_update(index_elements=list(key), set_=values))
+            statement = _native_upsert(dialect, table, tuple(key), tuple(values))
+            self._execute_with(statement, {**key, **values, **(created or {})})
             return
         condition = and_(*(table.c[column] == value for column, value in key.items()))
         if not self._execute(update(table).where(condition).values(**values)).rowcount:
             self._execute(insert(table).values(**key, **values, **(created or {})))
+
+    def _execute_with(self, statement: Any, parameters: dict[str, Any]) -> None:
+        if self._connection is not None:
+            self._connection.execute(statement, parameters)
+            return
+        assert self._engine is not None
+        with self._engine.begin() as connection:
+            connection.execute(statement, parameters)
 
     def _dialect(self) -> str:
         bind = self._connection if self._connection is not None else self._engine
@@ -300,6 +309,65 @@ class StateTx:
     def shared_ticket_origin(self, uuid: str) -> tuple[str, str | None] | None:
         row = self._execute(select(shared_tickets).where(shared_tickets.c.uuid == uuid)).first()
         return (row.origin_instance, row.original_id) if row else None
+
+    def links_for_locals(self, instance: str, local_ids: list[str]) -> dict[str, LinkRow]:
+        """``link_for_local`` for a whole page of tickets in one query."""
+        found: dict[str, LinkRow] = {}
+        for chunk in _chunks(local_ids):
+            rows = self._execute(
+                select(ticket_links).where(
+                    and_(ticket_links.c.instance == instance, ticket_links.c.local_id.in_(chunk))
+                )
+            )
+            for row in rows:
+                link = _link(row)
+                if link is not None and link.local_id is not None:
+                    found[link.local_id] = link
+        return found
+
+    def agreement_ticket_states(self, agreement: str, shared_uuids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(shared_uuids):
+            rows = self._execute(
+                select(agreement_tickets.c.shared_uuid, agreement_tickets.c.state).where(
+                    and_(
+                        agreement_tickets.c.agreement == agreement,
+                        agreement_tickets.c.shared_uuid.in_(chunk),
+                    )
+                )
+            )
+            found.update({row.shared_uuid: row.state for row in rows})
+        return found
+
+    def snapshots_for(
+        self, agreement: str, instance: str, shared_uuids: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(shared_uuids):
+            rows = self._execute(
+                select(snapshots.c.shared_uuid, snapshots.c.data).where(
+                    and_(
+                        snapshots.c.agreement == agreement,
+                        snapshots.c.instance == instance,
+                        snapshots.c.shared_uuid.in_(chunk),
+                    )
+                )
+            )
+            found.update({row.shared_uuid: json.loads(row.data) for row in rows})
+        return found
+
+    def comment_links_for(
+        self, shared_uuids: list[str]
+    ) -> dict[str, dict[str, dict[str, str | None]]]:
+        """``comment_links`` for many tickets: ``{shared uuid: {instance: {uuid: local}}}``."""
+        found: dict[str, dict[str, dict[str, str | None]]] = {uuid: {} for uuid in shared_uuids}
+        for chunk in _chunks(shared_uuids):
+            rows = self._execute(
+                select(comment_links).where(comment_links.c.shared_uuid.in_(chunk))
+            )
+            for row in rows:
+                found[row.shared_uuid].setdefault(row.instance, {})[row.comment_uuid] = row.local_id
+        return found
 
     def link_for_local(self, instance: str, local_id: str) -> LinkRow | None:
         row = self._execute(
@@ -664,6 +732,23 @@ def _make_engine(url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+@functools.cache
+def _native_upsert(
+    dialect: str, table: Table, key: tuple[str, ...], updated: tuple[str, ...]
+) -> Any:
+    """An INSERT .. ON CONFLICT DO UPDATE built once per shape and run with parameters: building
+    statements per call was a third of the bookkeeping time of a large first sync."""
+    statement = _NATIVE_UPSERT[dialect](table)
+    return statement.on_conflict_do_update(
+        index_elements=list(key), set_={column: statement.excluded[column] for column in updated}
+    )
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    # Bounded IN lists: SQLite limits bound parameters per statement.
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def _link(row: Any) -> LinkRow | None:
