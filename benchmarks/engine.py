@@ -30,9 +30,12 @@ from nhd_bridge.core.engine import SyncEngine
 from nhd_bridge.core.model import Actor
 from nhd_bridge.core.state import StateStore
 
+# Contract methods that never reach the tracker; counting them would blur "calls per ticket".
+NOT_TRACKER_CALLS = frozenset({"attach", "agreement_terms", "close"})
+
 
 class CountingAdapter:
-    """Wraps an adapter and counts the calls the engine makes on it."""
+    """Wraps an adapter and counts the tracker calls the engine makes through it."""
 
     def __init__(self, inner: Any, counter: Counter[str]):
         self._inner = inner
@@ -44,7 +47,8 @@ class CountingAdapter:
             return value
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self._counter[name] += 1
+            if name not in NOT_TRACKER_CALLS:
+                self._counter[name] += 1
             result = value(*args, **kwargs)
             if name == "changed_since":
                 return _counted_pages(result, self._counter)
