@@ -638,3 +638,21 @@ def test_dry_run_summary_counts_what_would_be_written(make_bridge):
     [summary] = bridge.run(dry_run=True)
     assert summary.dry_run and summary.writes == {"create": 1, "comment": 2}
     assert FakeTracker.named("B").tickets() == []
+
+
+def test_blast_radius_counts_closes_of_both_directions_in_one_run(make_bridge):
+    bridge = make_bridge({"ab": full(max_closes_per_run=2)})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    from_a = [a.create_ticket(f"A{i}", status="open") for i in range(2)]
+    from_b_side = [a.create_ticket(f"B{i}", status="open") for i in range(2)]
+    bridge.run()
+    copies = {t.subject: t.local_id for t in b.tickets()}
+    for ticket in from_a:
+        a.set_status(ticket, "closed")
+    for subject in ("B0", "B1"):
+        b.set_status(copies[subject], "closed")
+    [summary] = bridge.run()
+    # A's two closes fit the limit; B's two more would exceed it, so none of them is written.
+    assert [a.ticket(t).status for t in from_b_side] == ["open", "open"]
+    assert sorted(t.status for t in b.tickets() if t.subject.startswith("A")) == ["closed"] * 2
+    assert any("would close 4 tickets" in error for error in summary.errors)

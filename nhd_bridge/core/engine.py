@@ -90,6 +90,7 @@ class _Run:
     dry_run: bool
     share_filter: Any  # a compiled JMESPath expression, or None to share every ticket
     handled: set[str] = field(default_factory=set)  # tickets planned in an earlier pass
+    closes: int = 0  # tickets closed by earlier passes, counted against max_closes_per_run
 
     @property
     def name(self) -> str:
@@ -589,17 +590,19 @@ class SyncEngine:
     def _within_close_limit(self, run: _Run, work: _Pass) -> bool:
         rules, summary = run.rules, run.summary
         limit = rules.agreement.max_closes_per_run
-        closing = [
-            item
+        closing = sum(
+            1
             for item in work.items
             if item.plan.closes_on(rules.sender) or item.plan.closes_on(rules.receiver)
-        ]
-        if len(closing) <= limit:
+        )
+        if run.closes + closing <= limit:
+            run.closes += closing
             return True
         message = (
-            f"this run would close {len(closing)} tickets, more than max_closes_per_run "
-            f"({limit}) allows; nothing was written. If this is intended, raise "
-            f"max_closes_per_run for agreement {summary.agreement} and run again"
+            f"this run would close {run.closes + closing} tickets, more than "
+            f"max_closes_per_run ({limit}) allows; nothing from {work.side.instance} was "
+            f"written. If this is intended, raise max_closes_per_run for agreement "
+            f"{summary.agreement} and run again"
         )
         summary.errors.append(message)
         if not run.dry_run:
