@@ -73,6 +73,9 @@ class AdapterContract:
     #: Tickets that may come back when resuming from the last cursor with nothing changed (the
     #: boundary); ``None`` for adapters whose lookback window re-reads every recent change.
     max_boundary_rereads: ClassVar[int | None] = 1
+    #: Breadcrumbs are random by default, so runs against a shared sandbox cannot meet; replayed
+    #: cassettes need the same ones every run: ``True`` numbers them 1, 2, 3... in each test.
+    deterministic_uuids: ClassVar[bool] = False
 
     # --- create and get -------------------------------------------------------------------------
 
@@ -144,7 +147,7 @@ class AdapterContract:
 
     def test_find_by_unknown_shared_uuid_is_none(self, adapter: Adapter) -> None:
         adapter.create(self._draft("Someone else's ticket"))
-        assert adapter.find_by_shared_uuid(_new_uuid()) is None
+        assert adapter.find_by_shared_uuid(self.new_shared_uuid()) is None
 
     # --- comments -------------------------------------------------------------------------------
 
@@ -385,12 +388,24 @@ class AdapterContract:
 
     # --- sample data ----------------------------------------------------------------------------
 
+    def new_shared_uuid(self) -> str:
+        """A breadcrumb for a draft: random, or numbered per test (``deterministic_uuids``)."""
+        if not self.deterministic_uuids:
+            return _new_uuid()
+        # pytest makes a new instance of the class for every test: the numbering restarts.
+        self._numbered = getattr(self, "_numbered", 0) + 1
+        return f"{self._numbered:032x}"
+
     def _draft(self, subject: str, **fields: Any) -> TicketDraft:
-        """A ticket draft with a fresh breadcrumb, so runs against a shared sandbox cannot meet."""
-        return TicketDraft(shared_uuid=_new_uuid(), subject=f"Contract: {subject}", **fields)
+        """A ticket draft with a fresh breadcrumb."""
+        return TicketDraft(
+            shared_uuid=self.new_shared_uuid(), subject=f"Contract: {subject}", **fields
+        )
 
     def _comment(self, body: str, *, public: bool, author: Actor | None = None) -> CommentDraft:
-        return CommentDraft(shared_uuid=_new_uuid(), body=body, public=public, author=author)
+        return CommentDraft(
+            shared_uuid=self.new_shared_uuid(), body=body, public=public, author=author
+        )
 
     def _statuses(self, adapter: Adapter) -> tuple[str, ...]:
         return adapter.capabilities.statuses or self.fallback_statuses

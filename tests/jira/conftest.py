@@ -5,11 +5,3 @@ this folder a package named ``jira`` and shadow the ``jira`` library the adapter
 """
 
 from __future__ import annotations
-
-import pytest
-from jira_harness import deterministic_contract_uuids
-
-
-@pytest.fixture(autouse=True)
-def _deterministic_contract_uuids(monkeypatch: pytest.MonkeyPatch) -> None:
-    deterministic_contract_uuids(monkeypatch)

@@ -32,7 +32,6 @@ from jira_sim import ADA, CLOUD_SITE, DC_SITE, JiraSite
 from vcr.request import Request
 
 from nhd_bridge.adapters.jira_config import JiraConfig
-from nhd_bridge.testing import contract
 
 CASSETTES = Path(__file__).resolve().parents[1] / "cassettes" / "jira"
 # What a multipart upload's random boundary becomes in a cassette, so re-recording is stable.
@@ -190,9 +189,3 @@ def _comparable(body: Any) -> Any:
     if boundary:
         return body.replace(boundary[1], b"BOUNDARY")
     return body
-
-
-def deterministic_contract_uuids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The contract suite mints random breadcrumbs; a cassette needs the same ones every run."""
-    counter = iter(range(1, 10_000))
-    monkeypatch.setattr(contract, "_new_uuid", lambda: f"{next(counter):032x}")

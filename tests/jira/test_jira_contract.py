@@ -13,6 +13,7 @@ from nhd_bridge.testing import AdapterContract
 
 
 class _JiraContract(AdapterContract):
+    deterministic_uuids = True
     deployment: ClassVar[str]
     unknown_local_id = "NHD-999"
     # JQL has minute precision: every read re-reads the lookback window before the cursor.

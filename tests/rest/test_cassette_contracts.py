@@ -11,7 +11,6 @@ test makes are the same at recording and at playback.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,6 @@ import vcr.patch
 from nhd_bridge.adapters.rest import RestAdapter, RestConfig
 from nhd_bridge.core.model import Actor
 from nhd_bridge.testing import AdapterContract
-from nhd_bridge.testing import contract as contract_module
 
 from .emulators import GitHubEmulator, RedmineEmulator
 
@@ -57,8 +55,6 @@ def cassette_adapter(
     options: dict[str, Any],
     emulator: Callable[[], Callable[[Any], Any]],
 ) -> Iterator[RestAdapter]:
-    counter = itertools.count(1)
-    monkeypatch.setattr(contract_module, "_new_uuid", lambda: f"{next(counter):032x}")
     if RECORD:
         handler = emulator()
         monkeypatch.setattr(
@@ -82,6 +78,7 @@ def cassette_adapter(
 
 
 class TestGitHubContract(AdapterContract):
+    deterministic_uuids = True
     # An issue's author is the token's user; comments too (capabilities.comment_author false).
     contract_requester: ClassVar[Actor | None] = None
 
@@ -93,6 +90,7 @@ class TestGitHubContract(AdapterContract):
 
 
 class TestRedmineContract(AdapterContract):
+    deterministic_uuids = True
     contract_requester: ClassVar[Actor | None] = None
 
     @pytest.fixture
