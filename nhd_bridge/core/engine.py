@@ -59,7 +59,9 @@ __all__ = ["AgreementBusy", "AgreementRefused", "Progress", "SyncEngine", "WorkI
 
 log = logging.getLogger(__name__)
 
-PARK_BACKOFF = timedelta(seconds=30)
+# First retry of a parked ticket; it doubles with each failure up to an hour. Short, because the
+# usual cause is a partner restarting or a dropped connection, and the ticket waits meanwhile.
+PARK_BACKOFF = timedelta(seconds=5)
 # A run renews its lease as it goes; a worker that dies loses it after this long at most.
 LEASE_TTL = timedelta(minutes=5)
 LEASE_RENEW_EVERY = timedelta(minutes=1)
