@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from nhd_bridge.core.config import LoadedConfig
+from nhd_bridge.core.config import ConfigError, LoadedConfig, load_config
 from nhd_bridge.core.protocol.receiver import create_receiver_app
 from nhd_bridge.core.protocol.wire_store import WireStore
 from nhd_bridge.core.run import RunSummary
@@ -68,7 +68,7 @@ def build_app(config: LoadedConfig, store: StateStore, scheduler: BridgeSchedule
 
 
 def serve(config: LoadedConfig, *, host: str | None = None, port: int | None = None) -> None:
-    """Run until SIGTERM or Ctrl-C."""
+    """Run until SIGTERM or Ctrl-C; SIGHUP re-reads the configuration file."""
     store = StateStore(config.state_url)
     scheduler = BridgeScheduler(config, store)
     app = build_app(config, store, scheduler)
@@ -95,6 +95,9 @@ def serve(config: LoadedConfig, *, host: str | None = None, port: int | None = N
         sig: signal.signal(sig, lambda number, _frame: stopped_by.append(number))
         for sig in (signal.SIGTERM, signal.SIGINT)
     }
+    previous[signal.SIGHUP] = signal.signal(
+        signal.SIGHUP, lambda _number, _frame: _reload(config, scheduler)
+    )
     scheduler.start()
     try:
         server.run()
@@ -105,6 +108,25 @@ def serve(config: LoadedConfig, *, host: str | None = None, port: int | None = N
             signal.signal(sig, handler)
     if stopped_by:
         log.info("stopped by signal %d after a graceful shutdown", stopped_by[0])
+
+
+def _reload(current: LoadedConfig, scheduler: BridgeScheduler) -> None:
+    """SIGHUP: read the YAML again, e.g. after `agreements accept` put a uuid in it. A broken
+    file is reported and the running configuration kept; receiver settings (URLs, port) need a
+    restart, since partners already hold them."""
+    try:
+        fresh = load_config(current.file)
+    except ConfigError as error:
+        log.error("configuration not reloaded, the running one stays: %s", error)
+        return
+    if fresh.bridge.server != scheduler.config.bridge.server:
+        log.warning("server settings changed in %s; they apply after a restart", current.file)
+    scheduler.reload(fresh)
+    log.info(
+        "configuration reloaded from %s: %d agreements",
+        current.file,
+        len(fresh.bridge.agreements),
+    )
 
 
 def _brief(summary: RunSummary) -> dict[str, Any]:

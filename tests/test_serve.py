@@ -55,9 +55,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
     }
     path = tmp_path / "bridge.yaml"
     path.write_text(yaml.safe_dump(config))
+    # A file, not a pipe: an unread pipe fills up and blocks the server's logging.
+    log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "nhd_bridge", "-c", str(path), "serve"],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -76,6 +78,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+        log.close()
 
 
 def test_serve_runs_agreements_on_schedule_and_stops_cleanly_on_sigterm(served):
@@ -93,8 +96,37 @@ def test_serve_runs_agreements_on_schedule_and_stops_cleanly_on_sigterm(served):
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
-    output = process.stdout.read() if process.stdout else ""
-    assert "Finished server process" in output
+    assert "Finished server process" in (folder / "serve.log").read_text()
+
+
+def test_sighup_reloads_the_configuration_and_a_broken_file_keeps_the_running_one(served):
+    base, folder, process = served
+    config_path = folder / "bridge.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    with LocalTracker(LocalConfig(path=folder / "desk.db")) as desk:
+        desk.create_ticket("For engineering and, after the reload, for QA")
+
+    config_path.write_text("agreements: [this is not a configuration\n")
+    process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration not reloaded" in (folder / "serve.log").read_text())
+    assert process.poll() is None
+
+    config["instances"]["qa"] = {"kind": "local", "path": str(folder / "qa.db")}
+    config["agreements"]["desk-qa"] = {
+        "sender": "desk",
+        "receiver": "qa",
+        "schedule": {"every": "1s"},
+    }
+    config_path.write_text(yaml.safe_dump(config))
+    process.send_signal(signal.SIGHUP)
+
+    def reached_qa() -> bool:
+        with LocalTracker(LocalConfig(path=folder / "qa.db")) as qa:
+            return len(qa.list_tickets()) == 1
+
+    wait_for(reached_qa)
+    assert "desk-qa" in httpx.get(f"{base}/status", timeout=2).json()["agreements"]
+    assert process.poll() is None
 
 
 def test_scheduler_trigger_runs_an_agreement_now_and_only_once_at_a_time(make_bridge):

@@ -49,15 +49,33 @@ class BridgeScheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
+        self._schedule(config)
+
+    def _schedule(self, config: LoadedConfig) -> None:
         for name, agreement in config.bridge.agreements.items():
-            self._scheduler.add_job(
-                self.run_agreement,
-                IntervalTrigger(seconds=agreement.schedule.interval.total_seconds()),
-                args=[name],
-                id=name,
-                name=f"sync {name}",
-                next_run_time=datetime.now(UTC),
-            )
+            trigger = IntervalTrigger(seconds=agreement.schedule.interval.total_seconds())
+            if self._scheduler.get_job(name) is None:
+                self._scheduler.add_job(
+                    self.run_agreement,
+                    trigger,
+                    args=[name],
+                    id=name,
+                    name=f"sync {name}",
+                    next_run_time=datetime.now(UTC),
+                )
+            else:
+                self._scheduler.reschedule_job(name, trigger=trigger)
+                self.trigger(name)
+
+    def reload(self, config: LoadedConfig) -> None:
+        """Take a new configuration (``serve`` on SIGHUP): runs that already started finish
+        with the old one, every later run uses the new one; agreements removed stop."""
+        with self._lock:
+            self.config = config
+        for job in self._scheduler.get_jobs():
+            if job.id not in config.bridge.agreements:
+                job.remove()
+        self._schedule(config)
 
     def add_listener(self, listener: Callable[[RunSummary], None]) -> None:
         """Called with the summary of every finished run (from a scheduler thread)."""
@@ -85,8 +103,10 @@ class BridgeScheduler:
     def run_agreement(self, name: str) -> RunSummary | None:
         if self._stopping.is_set():
             return None
-        engine = SyncEngine(self.config, self.store)
         with self._lock:
+            if name not in self.config.bridge.agreements:
+                return None  # removed by a reload after this run was queued
+            engine = SyncEngine(self.config, self.store)
             self._running[name] = engine
         try:
             summary = engine.run(name)
