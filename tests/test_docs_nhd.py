@@ -12,16 +12,15 @@
 from __future__ import annotations
 
 import re
-import shlex
-import textwrap
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
-import click
+import doc_commands
 import pytest
 from click.testing import CliRunner
+from doc_commands import FENCE, resolve
 from pydantic import BaseModel
 
 from nhd_bridge.adapters.nhd import NhdConfig
@@ -32,10 +31,6 @@ from nhd_bridge.core.plugins import Plugins
 from nhd_bridge.core.protocol.settings import ReceiverSettings
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "nhd.md"
-FENCE = re.compile(
-    r"^(?P<indent>[ \t]*)```(?P<lang>\w*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.M | re.S
-)
-INLINE_COMMAND = re.compile(r"`(nhd-bridge [^`\n]+)`")
 # `key`, `a.b.key`, `key:` or `key: value` in the prose.
 INLINE_KEY = re.compile(r"`(?P<key>[a-z][a-z0-9_-]*(?:\.[a-z0-9_-]+)*)(?P<colon>:(?: [^`\n]*)?)?`")
 # Quoted output of commands, not keys (`agreements show` prints `delegation: partial`).
@@ -56,23 +51,11 @@ def prose() -> str:
 
 
 def blocks(language: str) -> list[str]:
-    return [
-        textwrap.dedent(match["body"])
-        for match in FENCE.finditer(text())
-        if match["lang"] == language
-    ]
+    return doc_commands.blocks(text(), language)
 
 
 def commands() -> list[str]:
-    """Each `nhd-bridge …` command line of the doc, comments removed."""
-    found = [
-        line.strip()
-        for block in blocks("bash")
-        for line in block.splitlines()
-        if line.strip().startswith("nhd-bridge ")
-    ]
-    found += INLINE_COMMAND.findall(text())
-    return list(dict.fromkeys(found))
+    return doc_commands.commands(text())
 
 
 # --- YAML --------------------------------------------------------------------------------------
@@ -112,40 +95,6 @@ def test_each_yaml_block_loads_as_a_configuration(index: int, tmp_path: Path) ->
 
 
 # --- commands ----------------------------------------------------------------------------------
-
-
-def _option(command: click.Command, name: str) -> click.Parameter | None:
-    for param in command.params:
-        if isinstance(param, click.Option) and name in (*param.opts, *param.secondary_opts):
-            return param
-    return None
-
-
-def resolve(line: str) -> list[str]:
-    """The command path of a doc line (``["agreements", "accept"]``); fails on an unknown
-    command or option."""
-    tokens = shlex.split(line, comments=True)
-    assert tokens[0] == "nhd-bridge", line
-    command: click.Command = main
-    path: list[str] = []
-    rest = iter(tokens[1:])
-    for token in rest:
-        if token.startswith("-"):
-            name = token.split("=", 1)[0]
-            if name == "--help":
-                continue
-            option = _option(command, name)
-            assert option is not None, f"{line!r}: {' '.join(path) or 'nhd-bridge'} has no {name}"
-            if not option.is_flag and not option.count and "=" not in token:
-                next(rest, None)  # the option's value
-        elif isinstance(command, click.Group):
-            ctx = click.Context(main)
-            sub = command.get_command(ctx, token)
-            assert sub is not None, f"{line!r}: no command {token!r} in {' '.join(path) or 'main'}"
-            command = sub
-            path.append(token)
-        # else: an argument of a leaf command (UUID, INSTANCE:ID, ...)
-    return path
 
 
 def test_the_doc_names_the_commands_a_partner_needs() -> None:
