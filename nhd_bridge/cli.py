@@ -29,6 +29,7 @@ from nhd_bridge.core.config import DEFAULT_CONFIG_FILE, ConfigError, LoadedConfi
 from nhd_bridge.core.config import load_config as _load_config
 from nhd_bridge.core.engine import AgreementBusy, AgreementRefused, Progress, SyncEngine
 from nhd_bridge.core.plugins import PluginError, Plugins
+from nhd_bridge.core.redaction import install_log_redaction
 from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.state import JournalEntry, StateStore
 
@@ -209,6 +210,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, once: bool) ->
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction(*logging.getLogger().handlers)
     from nhd_bridge.serve import serve as run_server
 
     run_server(config, host=host, port=port)

@@ -38,6 +38,7 @@ from typing import Any, BinaryIO, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from nhd_bridge.core.model import Actor
+from nhd_bridge.core.redaction import register_secrets_of
 
 __all__ = [
     "Adapter",
@@ -276,6 +277,8 @@ class Adapter(abc.ABC):
     def __init__(self, name: str, config: AdapterConfig):
         self.name = name
         self.config = config
+        # HTTP libraries log URLs; a key in a query string must not reach the log with them.
+        register_secrets_of(config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
