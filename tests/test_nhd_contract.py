@@ -57,7 +57,6 @@ from nhd_bridge.core.adapter import (
     AdapterContext,
     AdapterError,
     AttachmentRef,
-    ChangePage,
     CommentDraft,
     TicketChanges,
     TicketDraft,
@@ -69,6 +68,9 @@ from nhd_bridge.core.protocol.sender import TOKEN_HEADER
 from nhd_bridge.core.protocol.wire_store import WireStore
 from nhd_bridge.core.state import StateStore
 from nhd_bridge.testing import AdapterContract
+
+# The contract's own read helpers, so the NHD overrides read pages exactly as the suite does.
+from nhd_bridge.testing.contract import _ids, _last_cursor, _read_all, _tickets
 
 # Smaller than the contract's pagination_ticket_count (7), so that a full read takes pages.
 PAGE_SIZE = 3
@@ -378,28 +380,6 @@ def test_errors_never_contain_the_access_key(
 
 def _draft(subject: str) -> TicketDraft:
     return TicketDraft(shared_uuid=uuid4().hex, subject=f"Contract: {subject}", status="open")
-
-
-# --- the contract's read helpers (private there; restated for the overrides) --------------------
-
-
-def _read_all(adapter: NhdAdapter, cursor: str | None) -> list[ChangePage]:
-    return list(adapter.changed_since(cursor))
-
-
-def _tickets(pages: list[ChangePage]) -> list[TicketRecord]:
-    return [ticket for page in pages for ticket in page.tickets]
-
-
-def _ids(pages: list[ChangePage]) -> list[str]:
-    return [ticket.local_id for ticket in _tickets(pages)]
-
-
-def _last_cursor(pages: list[ChangePage]) -> str:
-    assert pages, "changed_since(None) returned no page although the partner changed tickets"
-    cursor = pages[-1].cursor
-    assert cursor is not None, "the last page must carry the cursor to resume from"
-    return cursor
 
 
 def _get(adapter: NhdAdapter, local_id: str) -> TicketRecord:

@@ -585,7 +585,6 @@ class SyncEngine:
                 counterpart=counterpart,
                 sender_local_id=sender_local,
                 new_comment_links=missing_links,
-                new_share=counterpart is None,
             )
         )
 

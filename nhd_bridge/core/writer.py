@@ -51,7 +51,6 @@ class WorkItem:
     counterpart: Copy | None
     sender_local_id: str
     new_comment_links: list[tuple[str, str, str]] = field(default_factory=list)
-    new_share: bool = False
 
 
 class TicketWriter:
