@@ -192,7 +192,9 @@ def sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, once: bool) 
         for name in selected:
             summaries.append(_run_one(engine, name, dry_run))
     _print_summaries(summaries)
-    parked = any(summary.parked or summary.errors for summary in summaries)
+    parked = any(
+        summary.parked or summary.still_parked or summary.errors for summary in summaries
+    )
     sys.exit(EXIT_PARKED if parked else EXIT_OK)
 
 

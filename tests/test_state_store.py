@@ -9,12 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from nhd_bridge.core.state import JournalEntry, StateStore
-from nhd_bridge.core.state.schema import LATEST_VERSION, current_version
+from nhd_bridge.core.state import JournalEntry, StateStore, utcnow
+from nhd_bridge.core.state.schema import LATEST_VERSION, current_version, ticket_links
 from nhd_bridge.testing.fake import FakeTracker
 
 POSTGRES_URL = os.environ.get("NHD_TEST_POSTGRES_URL")
@@ -62,9 +62,22 @@ def test_a_new_store_is_migrated_to_the_latest_version_and_reopening_is_harmless
 def test_one_local_id_cannot_be_linked_to_two_shared_tickets(store):
     with store.transaction() as tx:
         tx.put_link("shared-1", "jira", "PROJ-1", "linked")
-    with pytest.raises(IntegrityError), store.transaction() as tx:
-        tx.put_link("shared-2", "jira", "PROJ-1", "linked")
+    row = {"shared_uuid": "shared-2", "instance": "jira", "local_id": "PROJ-1", "state": "linked"}
+    now = {"created_at": utcnow(), "updated_at": utcnow()}
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        connection.execute(insert(ticket_links).values(**row, **now))  # the schema's own guard
     assert store.read().link_for_local("jira", "PROJ-1").shared_uuid == "shared-1"
+
+
+def test_linking_an_id_a_tracker_handed_out_again_orphans_the_stale_link(store):
+    with store.transaction() as tx:
+        tx.put_link("shared-1", "redmine", "5", "linked")
+    with store.transaction() as tx:
+        displaced = tx.put_link("shared-2", "redmine", "5", "linked")
+    assert displaced == ["shared-1"]
+    assert store.read().link_for_local("redmine", "5").shared_uuid == "shared-2"
+    stale = store.read().link("shared-1", "redmine")
+    assert (stale.local_id, stale.state) == (None, "orphaned")
 
 
 def test_a_failed_transaction_leaves_nothing_half_written(store):

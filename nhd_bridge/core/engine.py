@@ -42,6 +42,7 @@ from nhd_bridge.core.planner import (
     Side,
     comment_uuids,
     plan_ticket,
+    without_comments,
 )
 from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.state import (
@@ -53,7 +54,13 @@ from nhd_bridge.core.state import (
     StateTx,
     utcnow,
 )
-from nhd_bridge.core.writer import TicketWriter, WorkItem, journal_entry
+from nhd_bridge.core.writer import (
+    IgnoredWrite,
+    TicketWriter,
+    WorkItem,
+    journal_entry,
+    release_reused_id,
+)
 
 __all__ = ["AgreementBusy", "AgreementRefused", "Progress", "SyncEngine", "WorkItem"]
 
@@ -65,6 +72,9 @@ PARK_BACKOFF = timedelta(seconds=5)
 # A run renews its lease as it goes; a worker that dies loses it after this long at most.
 LEASE_TTL = timedelta(minutes=5)
 LEASE_RENEW_EVERY = timedelta(minutes=1)
+# Transient failures in a row after which a run stops rather than try every remaining ticket
+# against a tracker that is down or throttling.
+BREAKER_FAILURES = 3
 
 
 # (agreement, what is happening, done so far, total when known) — for progress bars.
@@ -91,8 +101,9 @@ class _Run:
     summary: RunSummary
     dry_run: bool
     share_filter: Any  # a compiled JMESPath expression, or None to share every ticket
-    handled: set[str] = field(default_factory=set)  # tickets planned in an earlier pass
     closes: int = 0  # tickets closed by earlier passes, counted against max_closes_per_run
+    failures: int = 0  # transient failures in a row, for the circuit breaker
+    broken: str | None = None  # why the breaker stopped this run
 
     @property
     def name(self) -> str:
@@ -101,16 +112,18 @@ class _Run:
 
 @dataclass
 class _Pass:
-    """The mutable state of reading one side; ``reader`` is one store connection for all the
-    bookkeeping reads of the pass (a connection per read was the slowest part of a big sync)."""
+    """The mutable state of reading one side; ``reader`` is the store transaction of the page
+    being planned (one connection for its bookkeeping reads, a fresh one per page so that a page
+    sees what the pages before it wrote)."""
 
     side: Side
     cursor: str | None
-    reader: StateTx
     now: datetime
     parked: dict[str, ParkedRow]
+    reader: StateTx | None = None
     seen: set[str] = field(default_factory=set)
     items: list[WorkItem] = field(default_factory=list)
+    planned: list[WorkItem] = field(default_factory=list)
     confirmations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -263,6 +276,8 @@ class SyncEngine:
             for side in (rules.sender, rules.receiver):
                 planned += self._pass(run, side, forced)
                 forced = set()
+            if not dry_run:
+                summary.still_parked = len(self.store.read().parked(name))
         finally:
             if not dry_run:
                 self.store.release_lease(name, self.holder)
@@ -370,7 +385,10 @@ class SyncEngine:
                         tx.drop_link(link.shared_uuid, side.instance)
                         reason = "a create was interrupted before it happened; it will be redone"
                     else:
-                        tx.put_link(link.shared_uuid, side.instance, found.local_id, "linked")
+                        displaced = tx.put_link(
+                            link.shared_uuid, side.instance, found.local_id, "linked"
+                        )
+                        release_reused_id(tx, summary, side.instance, found.local_id, displaced)
                         reason = f"an interrupted create had succeeded: linked {found.local_id}"
                     tx.record(
                         journal_entry(
@@ -389,76 +407,122 @@ class SyncEngine:
     # --- one side -------------------------------------------------------------------------------
 
     def _pass(self, run: _Run, side: Side, forced: set[str]) -> list[WorkItem]:
-        name = run.name
-        with self.store.transaction() as reader:
-            work = _Pass(
-                side,
-                reader.cursor(name, side.instance),
-                reader,
-                now=self._clock(),
-                parked={row.shared_uuid: row for row in reader.parked(name)},
-            )
-            if not self._collect(run, work, forced):
-                return []
-        if not self._within_close_limit(run, work):
+        """Read one side's changes page by page; each page's tickets are written and its cursor
+        committed before the next page is read, so a read broken off half way (a 429, a tracker
+        going down) keeps what it did and the next run starts where it stopped. Then the parked
+        tickets of this side whose backoff ended are retried."""
+        if run.broken:
             return []
-        if run.dry_run:
-            for item in work.items:  # what would be written, so a dry run's summary says it
-                run.summary.writes.update(item.plan.write_counts())
-            return work.items
-        phase = f"writing changes from {side.instance}"
-        for done, item in enumerate(work.items, start=1):
-            if self._stop.is_set():
-                run.summary.errors.append(f"stopped on request after {done - 1} tickets")
-                return work.items[: done - 1]
-            self._renew_lease(name)
-            self._writer.execute(run.rules, item, run.summary)
-            self._progress(name, phase, done, len(work.items))
-        with self.store.transaction() as tx:
-            for shared_uuid, instance, snapshot in work.confirmations:
-                tx.put_snapshot(name, shared_uuid, instance, snapshot)
-            tx.put_cursor(name, side.instance, work.cursor)
-        return work.items
+        read = self.store.read()
+        work = _Pass(
+            side,
+            read.cursor(run.name, side.instance),
+            now=self._clock(),
+            parked={row.shared_uuid: row for row in read.parked(run.name)},
+        )
+        if not self._read_pages(run, work):
+            return work.planned
+        with self.store.transaction() as reader:
+            work.reader = reader
+            due = [
+                row.shared_uuid
+                for row in reader.parked(run.name)
+                if row.instance == side.instance and row.next_attempt_at <= work.now
+            ]
+            for shared_uuid in dict.fromkeys([*forced, *due]):
+                if shared_uuid not in work.seen and not run.broken:
+                    self._consider_again(run, work, shared_uuid)
+        self._settle(run, work, None)
+        return work.planned
 
-    def _collect(self, run: _Run, work: _Pass, forced: set[str]) -> bool:
-        """Read one side's changes and plan every ticket they touch; False if the read failed."""
+    def _read_pages(self, run: _Run, work: _Pass) -> bool:
+        """Plan and write every page of changes; False if the pass must stop here."""
         summary, side = run.summary, work.side
         try:
             for page in self.adapter(side.instance).changed_since(work.cursor):
-                facts = _PageFacts.read(work.reader, run.name, side, page.tickets)
-                for record in page.tickets:
-                    summary.tickets_seen += 1
-                    self._consider(run, work, record, facts)
-                    self._progress(run.name, f"reading {side.instance}", summary.tickets_seen, None)
-                if page.cursor is not None:
-                    work.cursor = page.cursor
-                if not run.dry_run:
-                    self._renew_lease(run.name)
+                with self.store.transaction() as reader:
+                    work.reader = reader
+                    facts = _PageFacts.read(reader, run.name, side, page.tickets)
+                    for record in _latest(page.tickets):
+                        summary.tickets_seen += 1
+                        self._consider(run, work, record, facts)
+                        self._progress(run.name, f"reading {side.instance}", summary.tickets_seen, None)
+                        if run.broken:
+                            return False
+                if not self._settle(run, work, page.cursor):
+                    return False
                 if self._stop.is_set():
                     summary.errors.append(f"stopped on request while reading {side.instance}")
                     return False
         except AdapterError as error:
-            # A failed read changes nothing anywhere: no closes, no deletions, cursor kept.
+            # A failed read changes nothing more: the pages before it are kept, no closes, no
+            # deletions, and the next run reads again from the last committed page.
             message = (
-                f"reading changes from {side.instance} failed: {error}; nothing was written "
-                f"because of it and the next run reads again"
+                f"reading changes from {side.instance} failed: {error}; what was read before it "
+                f"is kept and the next run reads on from there"
             )
             summary.errors.append(message)
             if not run.dry_run:
                 self._journal_failure(run.name, summary, side.instance, None, None, "read", message)
             return False
-
-        due = {uuid for uuid, row in work.parked.items() if row.next_attempt_at <= work.now}
-        for shared_uuid in forced | due:
-            if shared_uuid not in work.seen and shared_uuid not in run.handled:
-                self._consider_again(run, work, shared_uuid)
-        run.handled |= work.seen
         return True
+
+    def _settle(self, run: _Run, work: _Pass, cursor: str | None) -> bool:
+        """Write what the page planned, then commit the confirmations and the page's cursor."""
+        items, work.items = work.items, []
+        if not self._within_close_limit(run, work.side, items):
+            return False
+        if run.dry_run:
+            # Nothing is written, so a ticket met again in a later page is planned again from
+            # the same snapshots: its latest plan replaces the earlier one.
+            for item in items:
+                run.summary.writes.update(item.plan.write_counts())
+            again = {item.shared_uuid for item in items}
+            work.planned = [i for i in work.planned if i.shared_uuid not in again] + items
+            return True
+        name = run.name
+        for done, item in enumerate(items, start=1):
+            if self._stop.is_set():
+                run.summary.errors.append(f"stopped on request after {done - 1} tickets")
+                work.planned += items[: done - 1]
+                return False
+            self._renew_lease(name)
+            self._note_outcome(run, self._writer.execute(run.rules, item, run.summary))
+            self._progress(name, f"writing changes from {work.side.instance}", done, len(items))
+            if run.broken:
+                work.planned += items[:done]
+                return False
+        work.planned += items
+        with self.store.transaction() as tx:
+            for shared_uuid, instance, snapshot in work.confirmations:
+                tx.put_snapshot(name, shared_uuid, instance, snapshot)
+            if cursor is not None:
+                tx.put_cursor(name, work.side.instance, cursor)
+        work.confirmations = []
+        return True
+
+    def _note_outcome(self, run: _Run, error: AdapterError | None) -> None:
+        """A circuit breaker: after a few failures in a row that say a tracker is unreachable or
+        refusing service, the run stops instead of trying every remaining ticket against it."""
+        if error is None or not isinstance(error, TransientError) or isinstance(error, IgnoredWrite):
+            run.failures = 0
+            return
+        run.failures += 1
+        if run.failures >= BREAKER_FAILURES and not run.broken:
+            run.broken = (
+                f"stopped after {run.failures} consecutive failures (last: {error}); the "
+                "remaining tickets wait for the next run"
+            )
+            run.summary.errors.append(run.broken)
 
     def _consider(self, run: _Run, work: _Pass, record: TicketRecord, facts: _PageFacts) -> None:
         """Whether this agreement carries (or should start carrying) a changed ticket."""
         side, read = work.side, work.reader
+        assert read is not None
         link = facts.links.get(record.local_id)
+        if link is not None and record.shared_uuid and record.shared_uuid != link.shared_uuid:
+            self._reused_id(run, side, link, record)
+            link = None
         shared_uuid = link.shared_uuid if link else None
         state = facts.states.get(shared_uuid) if shared_uuid else None
         if state is None:
@@ -478,10 +542,8 @@ class SyncEngine:
         elif state != "shared":
             return
         assert shared_uuid is not None
-        # A ticket planned in the other side's pass is looked at again: usually it is only the
-        # echo of our writes, but a person may have changed it after we read it.
-        if shared_uuid in work.seen:
-            return
+        # A ticket met again later in the same read (it changed while the pages were read) is
+        # planned again: its first sighting was written already, and the snapshot says what.
         work.seen.add(shared_uuid)
         row = work.parked.get(shared_uuid)
         if row is not None and row.next_attempt_at > work.now:
@@ -489,14 +551,27 @@ class SyncEngine:
             return
         if row is not None:
             run.summary.retried += 1
-        self._prepare(run, work, record, shared_uuid, facts)
+        self._prepare(run, work, record, shared_uuid, facts, retry=row is not None)
+
+    def _reused_id(self, run: _Run, side: Side, link: LinkRow, record: TicketRecord) -> None:
+        """The id the store links to one shared ticket now holds a ticket with another
+        breadcrumb: the tracker handed out a deleted ticket's id again."""
+        if run.dry_run:
+            return
+        with self.store.transaction() as tx:
+            tx.put_link(link.shared_uuid, side.instance, None, "orphaned")
+            release_reused_id(tx, run.summary, side.instance, record.local_id, [link.shared_uuid])
 
     def _consider_again(self, run: _Run, work: _Pass, shared_uuid: str) -> None:
         """A parked ticket due for retry, or one whose create was recovered: read it afresh."""
-        side = work.side
-        link = work.reader.link(shared_uuid, side.instance)
+        side, read = work.side, work.reader
+        assert read is not None
+        link = read.link(shared_uuid, side.instance)
         local_id = link.local_id if link else None
-        parked = work.parked.get(shared_uuid)
+        parked = read.parked_entry(run.name, shared_uuid)
+        if parked is not None and parked.next_attempt_at > work.now:
+            run.summary.skipped["waiting behind a parked failure"] += 1
+            return
         if local_id is None and parked is not None and parked.instance == side.instance:
             local_id = parked.local_id
         if local_id is None:
@@ -506,13 +581,14 @@ class SyncEngine:
             record = self.adapter(side.instance).get(local_id)
         except AdapterError as error:
             self._park(run.rules, run.summary, shared_uuid, side.instance, local_id, error)
+            self._note_outcome(run, error)
             return
         if record is None:
             self._orphan(run.summary, shared_uuid, side.instance, local_id)
             return
         if parked is not None:
             run.summary.retried += 1
-        self._prepare(run, work, record, shared_uuid)
+        self._prepare(run, work, record, shared_uuid, retry=True)
 
     def _prepare(
         self,
@@ -521,18 +597,23 @@ class SyncEngine:
         record: TicketRecord,
         shared_uuid: str,
         facts: _PageFacts | None = None,
+        *,
+        retry: bool = False,
     ) -> None:
-        """Plan one ticket, reading the other copy only when this one changed."""
+        """Plan one ticket, reading the other copy only when this one changed (or when it is
+        retried: a parked change may sit on either copy)."""
         rules, summary, side, read = run.rules, run.summary, work.side, work.reader
+        assert read is not None
         if facts is not None and shared_uuid in facts.comment_links:
             links = facts.comment_links[shared_uuid]
             snapshot = facts.snapshots.get(shared_uuid)
         else:
             links = read.comment_links(shared_uuid)
             snapshot = read.snapshot(run.name, shared_uuid, side.instance)
-        uuids, missing = comment_uuids(record, side, links.get(side.instance, {}))
+        uuids, missing, duplicates = comment_uuids(record, side, links.get(side.instance, {}))
+        record = self._without_duplicates(run, side, shared_uuid, record, duplicates)
         copy = Copy(side, record, snapshot, uuids)
-        if copy.snapshot is not None:
+        if copy.snapshot is not None and not retry:
             change = _change_kind(rules, copy)
             if change == "none":
                 return  # an echo of our own writes, or a change nothing here carries
@@ -544,17 +625,23 @@ class SyncEngine:
         other_link = read.link(shared_uuid, other_side.instance)
         counterpart: Copy | None = None
         missing_links = [(u, side.instance, lid) for u, lid in missing]
+        if other_link is not None and other_link.state == "orphaned":
+            return  # the other copy was deleted; the journal said so when it was found
         if other_link is not None and other_link.local_id is not None:
             try:
                 other_record = self.adapter(other_side.instance).get(other_link.local_id)
             except AdapterError as error:
                 self._park(rules, summary, shared_uuid, side.instance, record.local_id, error)
+                self._note_outcome(run, error)
                 return
             if other_record is None:
                 self._orphan(summary, shared_uuid, other_side.instance, other_link.local_id)
                 return
-            other_uuids, other_missing = comment_uuids(
+            other_uuids, other_missing, other_duplicates = comment_uuids(
                 other_record, other_side, links.get(other_side.instance, {})
+            )
+            other_record = self._without_duplicates(
+                run, other_side, shared_uuid, other_record, other_duplicates
             )
             counterpart = Copy(
                 other_side,
@@ -588,12 +675,44 @@ class SyncEngine:
             )
         )
 
-    def _within_close_limit(self, run: _Run, work: _Pass) -> bool:
+    def _without_duplicates(
+        self,
+        run: _Run,
+        side: Side,
+        shared_uuid: str,
+        record: TicketRecord,
+        duplicates: list[tuple[str, str]],
+    ) -> TicketRecord:
+        """Comments that repeat another's breadcrumb are left out of the sync and journaled, so
+        that the operator can delete them; the run carries on."""
+        if duplicates and not run.dry_run:
+            with self.store.transaction() as tx:
+                tx.record_many(
+                    [
+                        journal_entry(
+                            run.summary,
+                            action="duplicate",
+                            outcome="skipped",
+                            source=side.instance,
+                            shared_uuid=shared_uuid,
+                            local_id=record.local_id,
+                            after={"comment": comment_uuid, "local_id": local_id},
+                            reason=f"comment {local_id} on {side.instance} ticket "
+                            f"{record.local_id} is a duplicate: it carries the breadcrumb of "
+                            f"comment {comment_uuid[:12]}, which another comment there stands "
+                            "for; it is not synced (delete it there if it is unwanted)",
+                        )
+                        for local_id, comment_uuid in duplicates
+                    ]
+                )
+        return without_comments(record, {local_id for local_id, _ in duplicates})
+
+    def _within_close_limit(self, run: _Run, side: Side, items: list[WorkItem]) -> bool:
         rules, summary = run.rules, run.summary
         limit = rules.agreement.max_closes_per_run
         closing = sum(
             1
-            for item in work.items
+            for item in items
             if item.plan.closes_on(rules.sender) or item.plan.closes_on(rules.receiver)
         )
         if run.closes + closing <= limit:
@@ -601,14 +720,14 @@ class SyncEngine:
             return True
         message = (
             f"this run would close {run.closes + closing} tickets, more than "
-            f"max_closes_per_run ({limit}) allows; nothing from {work.side.instance} was "
+            f"max_closes_per_run ({limit}) allows; nothing more from {side.instance} was "
             f"written. If this is intended, raise max_closes_per_run for agreement "
             f"{summary.agreement} and run again"
         )
         summary.errors.append(message)
         if not run.dry_run:
             self._journal_failure(
-                summary.agreement, summary, work.side.instance, None, None, "guard", message
+                summary.agreement, summary, side.instance, None, None, "guard", message
             )
         return False
 
@@ -722,6 +841,15 @@ def _dead_local_process(holder: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _latest(records: list[TicketRecord]) -> list[TicketRecord]:
+    """A page's tickets, each once, with its newest content."""
+    latest: dict[str, TicketRecord] = {}
+    for record in records:
+        latest.pop(record.local_id, None)
+        latest[record.local_id] = record
+    return list(latest.values())
 
 
 def _compiled_filter(expression: str | None) -> Any:

@@ -12,6 +12,7 @@ comment already handled on that copy (copied, or deliberately kept out).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,6 +40,7 @@ __all__ = [
     "comment_uuids",
     "plan_ticket",
     "record_written",
+    "without_comments",
 ]
 
 Role = Literal["sender", "receiver"]
@@ -70,6 +72,10 @@ class Rules:
 
     def other(self, side: Side) -> Side:
         return self.receiver if side.role == "sender" else self.sender
+
+    def side(self, instance: str) -> Side:
+        """The side this instance is on in this agreement."""
+        return self.sender if instance == self.sender.instance else self.receiver
 
     @property
     def field_names(self) -> list[str]:
@@ -236,21 +242,39 @@ class TicketPlan:
 
 def comment_uuids(
     record: TicketRecord, side: Side, links: dict[str, str | None]
-) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """Shared uuid of every comment on one copy, and the ``(uuid, local id)`` links the store
-    lacks. A comment is known by its link, else by the breadcrumb we left when we wrote it (a crash
-    came between the write and the link), else a person wrote it here and it gets a uuid minted
-    from this instance's sharing URL."""
+) -> tuple[dict[str, str], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Shared uuid of every comment on one copy, the ``(uuid, local id)`` links the store lacks,
+    and the ``(local id, uuid)`` of duplicates. A comment is known by its link, else by the
+    breadcrumb we left when we wrote it (a crash came between the write and the link), else a
+    person wrote it here and it gets a uuid minted from this instance's sharing URL.
+
+    Two comments carrying one breadcrumb (a write repeated after a lost answer, or a person's
+    copy) are one shared comment: the linked one, else the first, stands for it; the others are
+    duplicates, left out of the sync so that they are neither linked nor copied anywhere."""
     by_local = {local: uuid for uuid, local in links.items() if local is not None}
+    claimed = {uuid: local for local, uuid in by_local.items()}
     uuids: dict[str, str] = {}
     missing: list[tuple[str, str]] = []
+    duplicates: list[tuple[str, str]] = []
     for comment in record.comments:
         uuid = by_local.get(comment.local_id)
         if uuid is None:
             uuid = comment.shared_uuid or nhd_uuid(side.sharing_url, "comments", comment.local_id)
+            if claimed.get(uuid, comment.local_id) != comment.local_id:
+                duplicates.append((comment.local_id, uuid))
+                continue
+            claimed[uuid] = comment.local_id
             missing.append((uuid, comment.local_id))
         uuids[comment.local_id] = uuid
-    return uuids, missing
+    return uuids, missing, duplicates
+
+
+def without_comments(record: TicketRecord, local_ids: set[str]) -> TicketRecord:
+    """The record as the sync sees it: duplicate comments left out."""
+    if not local_ids:
+        return record
+    kept = [comment for comment in record.comments if comment.local_id not in local_ids]
+    return dataclasses.replace(record, comments=kept)
 
 
 # --- planning -----------------------------------------------------------------------------------

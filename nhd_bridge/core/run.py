@@ -35,7 +35,8 @@ class RunSummary:
     writes: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     conflicts: int = 0
-    parked: int = 0
+    parked: int = 0  # parked by this run
+    still_parked: int = 0  # parked when the run ended, by this run or an earlier one
     retried: int = 0
     errors: list[str] = field(default_factory=list)
     dry_run: bool = False

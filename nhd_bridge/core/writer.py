@@ -23,6 +23,7 @@ from nhd_bridge.core.adapter import (
     TicketChanges,
     TicketDraft,
     TicketRecord,
+    TransientError,
 )
 from nhd_bridge.core.planner import (
     CommentEdit,
@@ -38,7 +39,7 @@ from nhd_bridge.core.plugins import Plugins
 from nhd_bridge.core.run import Direction, RunSummary
 from nhd_bridge.core.state import JournalEntry, StateStore, StateTx
 
-__all__ = ["TicketWriter", "WorkItem", "journal_entry"]
+__all__ = ["IgnoredWrite", "TicketWriter", "WorkItem", "journal_entry", "release_reused_id"]
 
 
 @dataclass
@@ -70,7 +71,8 @@ class TicketWriter:
         self.adapter = adapter
         self._park = park
 
-    def execute(self, rules: Rules, item: WorkItem, summary: RunSummary) -> None:
+    def execute(self, rules: Rules, item: WorkItem, summary: RunSummary) -> AdapterError | None:
+        """Write one ticket's plan; returns the error that parked it, if one did."""
         name = summary.agreement
         plan = item.plan
         journal: list[JournalEntry] = []
@@ -81,7 +83,7 @@ class TicketWriter:
         created: TicketRecord | None = None
         try:
             if plan.create is not None:
-                created = self._create(rules, item, summary, journal)
+                created, written_draft = self._create(rules, item, summary, journal)
                 local_ids[rules.receiver.instance] = created.local_id
             written_fields: dict[str, TicketChanges] = {}
             for target, changes in plan.updates().items():
@@ -94,9 +96,17 @@ class TicketWriter:
                     written_comments.append((write.comment_uuid, write.target, local))
             for edit in plan.edits:
                 self._edit(item, edit, local_ids[edit.target], summary, journal)
+            if created is not None:
+                created = self._verify_create(
+                    rules, item, created, written_draft, summary, journal
+                )
+            held = {
+                target: self._verify(target, local_ids[target], _meant(changes))
+                for target, changes in written_fields.items()
+            }
         except AdapterError as error:
             with self.store.transaction() as tx:
-                self._commit_links(tx, item, created, written_comments)
+                self._commit_links(tx, item, created, written_comments, summary)
                 tx.record_many(journal)
             failing = item.origin
             self._park(
@@ -107,12 +117,13 @@ class TicketWriter:
                 failing.record.local_id,
                 error,
             )
-            return
+            return error
         snapshots = dict(plan.snapshots)
         for target, written in written_fields.items():
-            side = rules.sender if target == rules.sender.instance else rules.receiver
+            side = rules.side(target)
             # Hooks may have changed what was written; the snapshot holds what the target has.
             record_written(rules, snapshots[target], side, written)
+        ignored = _ignored_writes(rules, item, held, snapshots, summary, journal)
         if created is not None:
             state = rules.state(created, rules.receiver)
             written = [
@@ -122,7 +133,7 @@ class TicketWriter:
             state["bodies"] = dict.fromkeys(written)  # confirmed when read back
             snapshots[rules.receiver.instance] = state
         with self.store.transaction() as tx:
-            self._commit_links(tx, item, created, written_comments)
+            self._commit_links(tx, item, created, written_comments, summary)
             for instance, snapshot in snapshots.items():
                 tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
             journal += [self._notejournal_entry(summary, item, note) for note in plan.notes]
@@ -132,10 +143,68 @@ class TicketWriter:
         for note in plan.notes:
             if note.outcome == "skipped":
                 summary.skipped[note.action] += 1
+        if ignored is not None:
+            origin = item.origin
+            self._park(
+                rules, summary, item.shared_uuid, origin.side.instance, origin.record.local_id, ignored
+            )
+        return ignored
+
+    def _verify(self, target: str, local_id: str, meant: dict[str, str]) -> dict[str, str]:
+        """What the tracker holds of the fields we meant to set, where it differs (a tracker may
+        answer a write with success and ignore a field: Redmine with a status its workflow
+        refuses). Reads the ticket back only when a verifiable field was written."""
+        if not meant:
+            return {}
+        record = self.adapter(target).get(local_id)
+        if record is None:
+            return {}
+        held = {"subject": " ".join(record.subject.split()), "status": record.status.strip()}
+        return {
+            field_name: held[field_name]
+            for field_name, value in meant.items()
+            if held[field_name] != value
+        }
+
+    def _verify_create(
+        self,
+        rules: Rules,
+        item: WorkItem,
+        created: TicketRecord,
+        draft: TicketDraft,
+        summary: RunSummary,
+        journal: list[JournalEntry],
+    ) -> TicketRecord:
+        """A field the create ignored (Redmine takes no status on create) is set by an update
+        right away; the record returned is what the tracker holds afterwards."""
+        meant = _meant(TicketChanges(subject=draft.subject, status=draft.status))
+        held = {"subject": " ".join(created.subject.split()), "status": created.status.strip()}
+        ignored = {key: value for key, value in meant.items() if held[key] != value}
+        if not ignored:
+            return created
+        target = rules.receiver.instance
+        self.adapter(target).update(created.local_id, TicketChanges(**ignored))
+        summary.writes["update"] += 1
+        journal.append(
+            journal_entry(
+                summary,
+                action="verify",
+                outcome="info",
+                target=target,
+                shared_uuid=item.shared_uuid,
+                local_id=created.local_id,
+                before={key: held[key] for key in ignored},
+                after=ignored,
+                reason=f"{target} ignored {', '.join(sorted(ignored))} on create; "
+                "set by an update",
+            )
+        )
+        return self.adapter(target).get(created.local_id) or created
 
     def _create(
         self, rules: Rules, item: WorkItem, summary: RunSummary, journal: list[JournalEntry]
-    ) -> TicketRecord:
+    ) -> tuple[TicketRecord, TicketDraft]:
+        """Create the receiver's copy; returns it with the draft written (hooks applied)."""
         name = summary.agreement
         draft = item.plan.create
         assert draft is not None
@@ -179,7 +248,7 @@ class TicketWriter:
                 reason=f"shared {item.sender_local_id} of {rules.sender.instance}",
             )
         )
-        return created
+        return created, draft
 
     def _update(
         self,
@@ -192,7 +261,7 @@ class TicketWriter:
         journal: list[JournalEntry],
     ) -> TicketChanges:
         name = summary.agreement
-        source = rules.other(rules.sender if target == rules.sender.instance else rules.receiver)
+        source = rules.other(rules.side(target))
         way = "outbound" if source.role == "sender" else "inbound"
         fields = {
             key: value
@@ -239,7 +308,7 @@ class TicketWriter:
         journal: list[JournalEntry],
     ) -> str | None:
         name = summary.agreement
-        source = rules.sender if write.source == rules.sender.instance else rules.receiver
+        source = rules.side(write.source)
         target = rules.other(source)
         direction = Direction(name, source.instance, target.instance, _way(source))
         draft = write.draft
@@ -325,9 +394,12 @@ class TicketWriter:
         item: WorkItem,
         created: TicketRecord | None,
         written_comments: list[tuple[str, str, str]],
+        summary: RunSummary,
     ) -> None:
         if created is not None:
-            tx.put_link(item.shared_uuid, created_instance(item), created.local_id, "linked")
+            instance = created_instance(item)
+            displaced = tx.put_link(item.shared_uuid, instance, created.local_id, "linked")
+            release_reused_id(tx, summary, instance, created.local_id, displaced)
         tx.add_comment_links(item.shared_uuid, item.new_comment_links + written_comments)
 
     def _notejournal_entry(self, summary: RunSummary, item: WorkItem, note: Note) -> JournalEntry:
@@ -346,6 +418,84 @@ class TicketWriter:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+class IgnoredWrite(TransientError):
+    """The tracker answered a write with success but holds something else: retried later."""
+
+
+def _meant(changes: TicketChanges) -> dict[str, str]:
+    """The written fields a read-back can check, normalised as snapshots are."""
+    meant = {}
+    if changes.subject is not None:
+        meant["subject"] = " ".join(changes.subject.split())
+    if changes.status is not None:
+        meant["status"] = changes.status.strip()
+    return meant
+
+
+def _ignored_writes(
+    rules: Rules,
+    item: WorkItem,
+    held: dict[str, dict[str, str]],
+    snapshots: dict[str, dict[str, Any]],
+    summary: RunSummary,
+    journal: list[JournalEntry],
+) -> IgnoredWrite | None:
+    """Journal every field a target did not take. Its snapshot keeps what the target holds (so it
+    is not read as a person's change there) and the source's snapshot forgets the field (so the
+    source's value is planned again when the ticket is retried)."""
+    failures = []
+    for target, fields in held.items():
+        for field_name, actual in fields.items():
+            write = next(
+                (w for w in item.plan.fields if w.target == target and w.name == field_name), None
+            )
+            source = write.source if write else rules.other(rules.side(target)).instance
+            snapshots[target][field_name] = actual
+            snapshots.get(source, {}).pop(field_name, None)
+            reason = (
+                f"{target} answered the write of {field_name} with success but holds "
+                f"{actual!r}; it will be tried again"
+            )
+            failures.append(reason)
+            journal.append(
+                journal_entry(
+                    summary,
+                    action="verify",
+                    outcome="failed",
+                    source=source,
+                    target=target,
+                    shared_uuid=item.shared_uuid,
+                    field=field_name,
+                    before=actual,
+                    after=write.after if write else None,
+                    reason=reason,
+                )
+            )
+    return IgnoredWrite("; ".join(failures)) if failures else None
+
+
+def release_reused_id(
+    tx: StateTx, summary: RunSummary, instance: str, local_id: str, displaced: list[str]
+) -> None:
+    """A tracker handed out the id of a deleted ticket again: the shared tickets whose copy it
+    was are orphaned there (their other copies stay) and the journal says why."""
+    for shared_uuid in displaced:
+        for agreement in tx.agreements_of_ticket(shared_uuid):
+            tx.set_agreement_ticket_state(agreement, shared_uuid, "orphaned")
+        tx.record(
+            journal_entry(
+                summary,
+                action="reused-id",
+                outcome="info",
+                target=instance,
+                shared_uuid=shared_uuid,
+                local_id=local_id,
+                reason=f"{instance} gave id {local_id} to another ticket: the copy this shared "
+                "ticket had there was deleted, so it is orphaned there and no longer syncs",
+            )
+        )
 
 
 def _written_value(changes: TicketChanges, name: str) -> Any:

@@ -238,6 +238,24 @@ class StateTx:
         with self._engine.begin() as connection:
             connection.execute(statement, parameters)
 
+    def _insert_absent(self, table: Table, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """Insert the rows whose key is not there yet, in one statement that cannot fail on a row
+        another transaction inserted meanwhile (``ON CONFLICT DO NOTHING``)."""
+        if not rows:
+            return
+        dialect = self._dialect()
+        if dialect in _NATIVE_UPSERT:
+            statement = _NATIVE_UPSERT[dialect](table).on_conflict_do_nothing(
+                index_elements=list(key)
+            )
+            self._execute_many(statement, rows)
+            return
+        for row in rows:
+            condition = and_(*(table.c[column] == row[column] for column in key))
+            if self._execute(select(*(table.c[column] for column in key)).where(condition)).first():
+                continue
+            self._execute(insert(table).values(**row))
+
     def _dialect(self) -> str:
         bind = self._connection if self._connection is not None else self._engine
         assert bind is not None
@@ -293,18 +311,20 @@ class StateTx:
     # --- shared tickets and links ---------------------------------------------------------------
 
     def add_shared_ticket(self, uuid: str, origin_instance: str, original_id: str | None) -> None:
-        exists = self._execute(
-            select(shared_tickets.c.uuid).where(shared_tickets.c.uuid == uuid)
-        ).first()
-        if exists is None:
-            self._execute(
-                insert(shared_tickets).values(
-                    uuid=uuid,
-                    origin_instance=origin_instance,
-                    original_id=original_id,
-                    created_at=utcnow(),
-                )
-            )
+        # Insert-if-absent in one statement: two agreements on one instance may share the same
+        # ticket at the same moment, and a read-then-insert would let the slower one fail.
+        self._insert_absent(
+            shared_tickets,
+            ("uuid",),
+            [
+                {
+                    "uuid": uuid,
+                    "origin_instance": origin_instance,
+                    "original_id": original_id,
+                    "created_at": utcnow(),
+                }
+            ],
+        )
 
     def shared_ticket_origin(self, uuid: str) -> tuple[str, str | None] | None:
         row = self._execute(select(shared_tickets).where(shared_tickets.c.uuid == uuid)).first()
@@ -393,14 +413,35 @@ class StateTx:
         )
         return [link for row in rows if (link := _link(row)) is not None]
 
-    def put_link(self, shared_uuid: str, instance: str, local_id: str | None, state: str) -> None:
+    def put_link(
+        self, shared_uuid: str, instance: str, local_id: str | None, state: str
+    ) -> list[str]:
+        """Link ``local_id`` of ``instance`` to a shared ticket. A local id belongs to one shared
+        ticket: another link still holding it is stale (its ticket was deleted and the tracker
+        handed the id out again), so it is orphaned. Returns the shared uuids so displaced."""
         now = utcnow()
+        displaced: list[str] = []
+        if local_id is not None:
+            holder = self.link_for_local(instance, local_id)
+            if holder is not None and holder.shared_uuid != shared_uuid:
+                self._execute(
+                    update(ticket_links)
+                    .where(
+                        and_(
+                            ticket_links.c.shared_uuid == holder.shared_uuid,
+                            ticket_links.c.instance == instance,
+                        )
+                    )
+                    .values(local_id=None, state="orphaned", updated_at=now)
+                )
+                displaced.append(holder.shared_uuid)
         self._upsert(
             ticket_links,
             {"shared_uuid": shared_uuid, "instance": instance},
             {"local_id": local_id, "state": state, "updated_at": now},
             created={"created_at": now},
         )
+        return displaced
 
     def drop_link(self, shared_uuid: str, instance: str) -> None:
         self._execute(
@@ -420,12 +461,18 @@ class StateTx:
     # --- which tickets an agreement carries -----------------------------------------------------
 
     def share(self, agreement: str, shared_uuid: str) -> None:
-        if self.agreement_ticket_state(agreement, shared_uuid) is None:
-            self._execute(
-                insert(agreement_tickets).values(
-                    agreement=agreement, shared_uuid=shared_uuid, state="shared", shared_at=utcnow()
-                )
-            )
+        self._insert_absent(
+            agreement_tickets,
+            ("agreement", "shared_uuid"),
+            [
+                {
+                    "agreement": agreement,
+                    "shared_uuid": shared_uuid,
+                    "state": "shared",
+                    "shared_at": utcnow(),
+                }
+            ],
+        )
 
     def set_agreement_ticket_state(self, agreement: str, shared_uuid: str, state: str) -> None:
         self._execute(
@@ -514,7 +561,7 @@ class StateTx:
                         "created_at": utcnow(),
                     }
                 )
-        self._execute_many(insert(comment_links), fresh)
+        self._insert_absent(comment_links, ("comment_uuid", "instance"), fresh)
 
     def drop_comment_link(self, comment_uuid: str, instance: str) -> None:
         self._execute(

@@ -1,0 +1,225 @@
+"""The engine when a tracker misbehaves (issue: nothing lost, nothing doubled).
+
+Each test is a story that lost or doubled data before: a parked change of the receiver side that
+was never retried, a ticket seen twice in one read, a reused ticket id, duplicate breadcrumbs,
+a create whose status the tracker ignored, a read broken off half way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from datetime import timedelta
+
+from nhd_bridge import Actor, PermanentError, TransientError
+from nhd_bridge.core.adapter import CommentDraft
+from nhd_bridge.testing.fake import FakeTracker
+
+ALICE = Actor(uuid="alice-1", name="Alice Requester", role="end-user")
+CAROL = Actor(uuid="carol-3", name="Carol Engineer", role="agent")
+
+
+def paged(size: int = 2) -> dict:
+    return {"A": {"kind": "fake", "page_size": size}, "B": {"kind": "fake"}}
+
+
+def full(sender: str = "A", receiver: str = "B", **extra):
+    return {"sender": sender, "receiver": receiver, "allows_public_comments": True, **extra}
+
+
+def later(bridge, seconds: int = 3600) -> None:
+    """Move the engine's clock past every backoff."""
+    from nhd_bridge.core.state import utcnow
+
+    bridge.engine._clock = lambda: utcnow() + timedelta(seconds=seconds)
+
+
+def journaled(bridge, action: str) -> list:
+    return [entry for entry in bridge.journal() if entry.action == action]
+
+
+def bodies(tracker: FakeTracker, local_id: str) -> list[str]:
+    return [comment.body for comment in tracker.ticket(local_id).comments]
+
+
+def test_a_receiver_side_comment_whose_write_failed_is_retried_until_it_lands(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("VPN drops", requester=ALICE)
+    bridge.run()
+    [copy] = b.tickets()
+
+    b.add_comment(copy.local_id, "Fixed on our side", public=True, author=CAROL)
+    a.fail_next("add_comment", TransientError("A is down"))
+    [failed] = bridge.run()
+    assert failed.parked == 1
+
+    later(bridge)
+    bridge.run()
+    later(bridge, 7200)
+    bridge.run()
+
+    assert bodies(a, ticket).count("Fixed on our side") == 1
+    assert bridge.store.read().parked("ab") == []
+
+
+def test_sync_reports_tickets_parked_by_an_earlier_run(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    a.create_ticket("VPN drops", requester=ALICE)
+    bridge.run()
+    [copy] = b.tickets()
+    b.add_comment(copy.local_id, "Fixed on our side", public=True, author=CAROL)
+    a.fail_next("add_comment", TransientError("A is down"))
+    bridge.run()
+
+    [summary] = bridge.run()  # before the backoff ends: nothing retried, still parked
+
+    assert summary.still_parked == 1
+
+
+def test_a_ticket_listed_twice_in_one_read_is_carried_with_its_latest_content(make_bridge):
+    bridge = make_bridge({"ab": full()}, paged(2))
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    first = a.create_ticket("one")
+    for number in range(2, 6):
+        a.create_ticket(f"ticket {number}")
+    bridge.run()
+    a.add_comment(first, "before the read", author=ALICE)
+    for number in range(2, 6):
+        a.set_status(a.tickets()[number - 1].local_id, "pending")
+    pages: list[str] = []
+
+    def change_during_the_read(cursor: str) -> bool:
+        pages.append(cursor)
+        if len(pages) == 2:  # a person comments while the bridge reads the second page
+            a.add_comment(first, "during the read", author=ALICE)
+        return False
+
+    a.fail_next("changed_since_page", TransientError("never"), times=None, when=change_during_the_read)
+    bridge.run()
+    a.clear_faults()
+    [first_copy] = [t for t in b.tickets() if t.subject == "one"]
+    assert bodies(b, first_copy.local_id) == ["before the read", "during the read"]
+
+
+def test_duplicate_breadcrumbs_on_one_ticket_do_not_stop_the_run(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("VPN drops", requester=ALICE)
+    a.add_comment(ticket, "hello", author=ALICE)
+    bridge.run()
+    [copy] = b.tickets()
+    [written] = copy.comments
+    # A lost answer retried blindly, or a person copying the comment: two carry one breadcrumb.
+    adapter = bridge.engine.adapter("B")
+    adapter.add_comment(
+        copy.local_id, CommentDraft(shared_uuid=written.shared_uuid, body=written.body, public=True)
+    )
+    b.add_comment(copy.local_id, "a real reply", public=True, author=CAROL)
+    other = a.create_ticket("another ticket")
+
+    [summary] = bridge.run()
+
+    assert summary.errors == []
+    assert bodies(a, ticket) == ["hello", "a real reply"]
+    assert [t.subject for t in b.tickets()] == ["VPN drops", "another ticket"]
+    duplicates = journaled(bridge, "duplicate")
+    assert len(duplicates) == 1 and "duplicate" in duplicates[0].reason
+    assert other
+
+
+def test_a_reused_ticket_id_is_a_different_ticket(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    first = a.create_ticket("first")
+    bridge.run()
+    [copy] = b.tickets()
+    b.delete_ticket(copy.local_id)
+    b._ticket_numbers = itertools.count(int(copy.local_id))  # Redmine on SQLite does this
+    second = a.create_ticket("second")
+
+    summaries = bridge.run() + bridge.run()
+
+    assert all(summary.errors == [] for summary in summaries), summaries
+    [new_copy] = b.tickets()
+    assert new_copy.local_id == copy.local_id  # the tracker handed the id out again
+    assert new_copy.subject == "second"
+    assert a.ticket(first).subject == "first"  # not overwritten by the ticket that took the id
+    link = bridge.store.read().link_for_local("B", copy.local_id)
+    assert link is not None and link.shared_uuid == new_copy.shared_uuid
+    assert journaled(bridge, "reused-id")
+    assert second
+
+
+def test_a_status_the_create_ignored_is_set_by_an_update(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    adapter = bridge.engine.adapter("B")
+    create = adapter.create
+    adapter.create = lambda draft: create(dataclasses.replace(draft, status=None))  # as Redmine
+    a.create_ticket("VPN drops", status="pending")
+
+    bridge.run()
+    later(bridge)
+    bridge.run()
+
+    [copy] = b.tickets()
+    assert copy.status == "pending"
+    assert journaled(bridge, "verify")
+
+
+def test_a_refused_create_waits_for_its_backoff(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    a.create_ticket("VPN drops")
+    b.fail_next("create", PermanentError("422 Subject is invalid"), times=None)
+    bridge.run()
+    calls = b.calls["create"]
+
+    bridge.run()
+    bridge.run()
+
+    assert b.calls["create"] == calls
+
+
+def test_a_tracker_that_is_down_stops_the_pass_after_a_few_failures(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    for number in range(10):
+        a.create_ticket(f"ticket {number}")
+    b.fail_next("create", TransientError("connection refused"), times=None)
+
+    [summary] = bridge.run()
+
+    assert b.calls["create"] == 3
+    assert any("consecutive" in error for error in summary.errors)
+    b.clear_faults()
+    later(bridge)
+    bridge.run()
+    assert len(b.tickets()) == 10
+
+
+def test_a_read_that_fails_half_way_keeps_the_pages_it_wrote(make_bridge):
+    bridge = make_bridge({"ab": full()}, paged(2))
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    for number in range(6):
+        a.create_ticket(f"ticket {number}")
+    pages: list[str] = []
+
+    def third_page(cursor: str) -> bool:
+        pages.append(cursor)
+        return len(pages) == 3
+
+    a.fail_next("changed_since_page", TransientError("429 slow down", retry_after=1), when=third_page)
+
+    [summary] = bridge.run()
+
+    assert len(b.tickets()) == 4
+    assert summary.errors
+    cursor = bridge.store.read().cursor("ab", "A")
+    assert cursor is not None
+    creates = b.calls["create"]
+    bridge.run()
+    assert len(b.tickets()) == 6
+    assert b.calls["create"] == creates + 2
