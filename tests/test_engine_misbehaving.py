@@ -96,7 +96,8 @@ def test_a_ticket_listed_twice_in_one_read_is_carried_with_its_latest_content(ma
             a.add_comment(first, "during the read", author=ALICE)
         return False
 
-    a.fail_next("changed_since_page", TransientError("never"), times=None, when=change_during_the_read)
+    never = TransientError("never raised")
+    a.fail_next("changed_since_page", never, times=None, when=change_during_the_read)
     bridge.run()
     a.clear_faults()
     [first_copy] = [t for t in b.tickets() if t.subject == "one"]
@@ -211,7 +212,8 @@ def test_a_read_that_fails_half_way_keeps_the_pages_it_wrote(make_bridge):
         pages.append(cursor)
         return len(pages) == 3
 
-    a.fail_next("changed_since_page", TransientError("429 slow down", retry_after=1), when=third_page)
+    throttled = TransientError("429 slow down", retry_after=1)
+    a.fail_next("changed_since_page", throttled, when=third_page)
 
     [summary] = bridge.run()
 

@@ -446,7 +446,8 @@ class SyncEngine:
                     for record in _latest(page.tickets):
                         summary.tickets_seen += 1
                         self._consider(run, work, record, facts)
-                        self._progress(run.name, f"reading {side.instance}", summary.tickets_seen, None)
+                        seen = summary.tickets_seen
+                        self._progress(run.name, f"reading {side.instance}", seen, None)
                         if run.broken:
                             return False
                 if not self._settle(run, work, page.cursor):
@@ -504,7 +505,7 @@ class SyncEngine:
     def _note_outcome(self, run: _Run, error: AdapterError | None) -> None:
         """A circuit breaker: after a few failures in a row that say a tracker is unreachable or
         refusing service, the run stops instead of trying every remaining ticket against it."""
-        if error is None or not isinstance(error, TransientError) or isinstance(error, IgnoredWrite):
+        if not isinstance(error, TransientError) or isinstance(error, IgnoredWrite):
             run.failures = 0
             return
         run.failures += 1

@@ -145,9 +145,8 @@ class TicketWriter:
                 summary.skipped[note.action] += 1
         if ignored is not None:
             origin = item.origin
-            self._park(
-                rules, summary, item.shared_uuid, origin.side.instance, origin.record.local_id, ignored
-            )
+            origin_instance, origin_local = origin.side.instance, origin.record.local_id
+            self._park(rules, summary, item.shared_uuid, origin_instance, origin_local, ignored)
         return ignored
 
     def _verify(self, target: str, local_id: str, meant: dict[str, str]) -> dict[str, str]:

@@ -238,7 +238,9 @@ class StateTx:
         with self._engine.begin() as connection:
             connection.execute(statement, parameters)
 
-    def _insert_absent(self, table: Table, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    def _insert_absent(
+        self, table: Table, key: tuple[str, ...], rows: list[dict[str, Any]]
+    ) -> None:
         """Insert the rows whose key is not there yet, in one statement that cannot fail on a row
         another transaction inserted meanwhile (``ON CONFLICT DO NOTHING``)."""
         if not rows:
