@@ -47,6 +47,28 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class Correction:
+    """A known defect of a vendor's description, corrected before validating: the schema at
+    ``pointer`` (which must exist) is replaced by ``schema``. ``reason`` says why it is a defect
+    of the description and not of our traffic."""
+
+    pointer: str
+    schema: dict[str, Any]
+    reason: str
+
+    def apply(self, document: dict[str, Any]) -> None:
+        *parents, last = [
+            token.replace("~1", "/").replace("~0", "~") for token in self.pointer.split("/")[1:]
+        ]
+        node = document
+        for token in parents:
+            node = node[token]
+        if last not in node:
+            raise KeyError(f"correction of a schema the description no longer has: {self.pointer}")
+        node[last] = self.schema
+
+
+@dataclass(frozen=True)
 class Operation:
     path: str
     method: str
@@ -58,9 +80,14 @@ class Operation:
 class Description:
     """One trimmed vendor description and the URL prefix its paths are relative to."""
 
-    def __init__(self, file_name: str, prefix: str = ""):
+    def __init__(
+        self, file_name: str, prefix: str = "", corrections: list[Correction] | None = None
+    ):
         self.file_name = file_name
-        self.document = _openapi30_to_jsonschema(json.loads((VENDOR / file_name).read_text()))
+        document = json.loads((VENDOR / file_name).read_text())
+        for correction in corrections or []:
+            correction.apply(document)
+        self.document = _openapi30_to_jsonschema(document)
         self.prefix = prefix  # what the server URL adds before the description's paths
         self.registry: Registry = Registry().with_resource(
             BASE_URI, Resource.from_contents(self.document, default_specification=DRAFT4)
