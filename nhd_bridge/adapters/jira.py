@@ -10,7 +10,16 @@ How the contract maps onto Jira (see ``docs/adapters/jira.md`` for the user's vi
   search does not return comment properties, so the issue property also keeps an index of the
   bridge's comments: a steady-state read needs no per-issue request. Only a comment written by the
   bridge's own account that is missing from the index (a crash between the two writes) costs one
-  ``GET …/comment/{id}/properties/nhd.bridge``.
+  ``GET /comment/{id}/properties/nhd.bridge`` (Jira's documented place for comment properties).
+- **Search and the breadcrumb.** Cloud's ``/search/jql`` returns the issue property (``properties``
+  is declared there). Data Center's ``/search`` does not declare ``properties``, so the adapter
+  does not rely on it: a page's issue whose property is needed (no label breadcrumb, or a comment
+  by the bridge's account) costs one ``GET /issue/{key}/properties/nhd.bridge``, and the label
+  breadcrumb is on by default on Data Center.
+- **Crash recovery** (``find_by_shared_uuid``) must find an issue created moments before a crash,
+  but Jira's search is eventually consistent (Cloud's description says so; a Data Center cluster
+  indexes on each node). After the search, the issues newer than the newest key search knows are
+  read one by one with ``GET /issue/{key}``, which is consistent (see ADR 0006).
 - **Reads** run JQL ``project = X AND updated >= "<cursor - lookback>" ORDER BY updated ASC``,
   with comments and attachments in the page. JQL dates have minute precision and are read in the
   bridge user's profile time zone: the bound is floored to the minute, converted to that zone, and
@@ -83,6 +92,9 @@ log = logging.getLogger(__name__)
 
 COPY_CHUNK_BYTES = 1024 * 1024
 COMMENT_PAGE = 100
+# Crash recovery reads keys after the newest indexed one until this many in a row do not exist.
+RECOVERY_MISSES = 3
+RECOVERY_MAX_PROBES = 50
 SYSTEM_FIELDS = ("summary", "status", "labels", "reporter", "created", "updated", "comment")
 JSM_PROPERTY = "sd.public.comment"
 PERMISSIONS = {
@@ -202,7 +214,7 @@ class JiraAdapter(Adapter):
             for issue in new:
                 yielded[issue["key"]] = _updated(issue)
             if new:
-                records = [self._record(issue) for issue in new]
+                records = [self._record(self._with_crumb(issue)) for issue in new]
                 yield ChangePage(records, cursor=_cursor_text(records[-1].updated_at))
             if last:
                 return
@@ -245,10 +257,57 @@ class JiraAdapter(Adapter):
                 offset += len(page.get("issues") or [])
                 last = not page.get("issues") or offset >= int(page.get("total", 0))
             for issue in page.get("issues") or []:
-                if self._shared_uuid(issue) == shared_uuid:
-                    return self._record(issue)
+                full = self._with_crumb(issue)
+                if self._shared_uuid(full) == shared_uuid:
+                    return self._record(full)
             if last:
-                return None
+                break
+        return self._find_after_newest_indexed(shared_uuid)
+
+    def _find_after_newest_indexed(self, shared_uuid: str) -> TicketRecord | None:
+        """The issues search may not show yet, read directly: keys after the newest one search
+        knows, upwards, until ``RECOVERY_MISSES`` keys in a row do not exist.
+
+        Search is eventually consistent; ``GET /issue/{key}`` is not. Cloud's ``reconcileIssues``
+        would make search consistent, but only for issue ids the caller already knows, and the id
+        of an issue created just before a crash is exactly what was lost. Keys are numbered in
+        creation order within a project, so the fresh issue is among the keys after the newest
+        indexed one (a deleted issue leaves a gap, hence several misses before stopping).
+        """
+        newest = self._newest_indexed_number()
+        misses = 0
+        for number in range(newest + 1, newest + 1 + RECOVERY_MAX_PROBES):
+            key = f"{self.config.project}-{number}"
+            try:
+                issue = self._json(
+                    "GET",
+                    f"issue/{quote(key)}",
+                    action=f"looking for a just-created issue ({key})",
+                    permission="BROWSE_PROJECTS",
+                    params={"fields": ",".join(self._read_fields()), "properties": self._crumb_key},
+                )
+            except _Missing:
+                misses += 1
+                if misses >= RECOVERY_MISSES:
+                    return None
+                continue
+            misses = 0
+            if self._shared_uuid(issue) == shared_uuid:
+                return self._record(issue)
+        return None
+
+    def _newest_indexed_number(self) -> int:
+        jql = f"project = {_jql_string(self.config.project)} ORDER BY key DESC"
+        page = (
+            self._search_cloud(jql, None, limit=1, fields=["created"])
+            if self.cloud
+            else self._search_dc(jql, 0, limit=1, fields=["created"])
+        )
+        for issue in page.get("issues") or []:
+            number = str(issue.get("key", "")).rpartition("-")[2]
+            if number.isdigit():
+                return int(number)
+        return 0
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -394,11 +453,11 @@ class JiraAdapter(Adapter):
             )
 
     def _check_permissions(self) -> CheckResult:
+        params = {"projectKey": self.config.project}
+        if self.cloud:  # required on Cloud; not declared on Data Center, which returns them all
+            params["permissions"] = ",".join(PERMISSIONS)
         answer = self._json(
-            "GET",
-            "mypermissions",
-            action="reading the bridge user's permissions",
-            params={"projectKey": self.config.project, "permissions": ",".join(PERMISSIONS)},
+            "GET", "mypermissions", action="reading the bridge user's permissions", params=params
         )
         held = answer.get("permissions") or {}
         missing = [
@@ -626,13 +685,41 @@ class JiraAdapter(Adapter):
         try:
             answer = self._json(
                 "GET",
-                f"issue/{quote(key)}/comment/{comment_id}/properties/{self._crumb_key}",
+                f"comment/{quote(comment_id)}/properties/{self._crumb_key}",
                 action=f"reading the breadcrumb of comment {comment_id} on {key}",
+                permission="BROWSE_PROJECTS",
             )
         except _Missing:
             return None
         value = answer.get("value")
         return value if isinstance(value, dict) else None
+
+    def _with_crumb(self, issue: dict[str, Any]) -> dict[str, Any]:
+        """A search result with its issue property: Data Center's search does not declare
+        ``properties``, so the property is read where it is documented, when it is needed (no
+        label to carry the uuid, or a comment by the bridge's account that the index names)."""
+        if self.cloud or "properties" in issue:
+            return issue
+        fields = issue.get("fields") or {}
+        comments = (fields.get("comment") or {}).get("comments") or []
+        label = self.config.breadcrumb.label and any(
+            str(label).startswith(self.config.breadcrumb.label_prefix)
+            for label in fields.get("labels") or []
+        )
+        if label and not any(self._is_me(comment.get("author")) for comment in comments):
+            return issue
+        key = issue["key"]
+        try:
+            answer = self._json(
+                "GET",
+                f"issue/{quote(key)}/properties/{self._crumb_key}",
+                action=f"reading the bridge property of {key}",
+                permission="BROWSE_PROJECTS",
+            )
+        except _Missing:
+            answer = {}
+        value = answer.get("value")
+        return {**issue, "properties": {self._crumb_key: value} if isinstance(value, dict) else {}}
 
     def _index_comment(self, key: str, comment_id: str, crumb: dict[str, Any]) -> None:
         """Add a comment to the issue property's index (read back with every search page)."""
@@ -937,12 +1024,12 @@ class JiraAdapter(Adapter):
         limit: int | None = None,
         fields: list[str] | None = None,
     ) -> dict[str, Any]:
+        # No ``properties``: Data Center's /search does not declare it (see _with_crumb).
         params = {
             "jql": jql,
             "startAt": offset,
             "maxResults": limit or self.config.page_size,
             "fields": ",".join(fields or self._read_fields()),
-            "properties": self._crumb_key,
         }
         return self._json(
             "GET", "search", action="searching issues", permission="BROWSE_PROJECTS", params=params

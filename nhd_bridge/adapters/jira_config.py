@@ -46,10 +46,11 @@ class Breadcrumb(_Strict):
         pattern=r"^[A-Za-z0-9._-]{1,255}$",
         description="issue and comment property key holding the shared uuid",
     )
-    label: bool = Field(
-        default=False,
+    label: bool | None = Field(
+        default=None,
         description="also add a label '<label_prefix><uuid>': makes find_by_shared_uuid one JQL "
-        "query instead of a scan of recently created issues",
+        "query instead of a scan of recently created issues. Default: true on Data Center "
+        "(whose search does not return issue properties), false on Cloud",
     )
     label_prefix: str = Field(default="nhd-", pattern=r"^\S*$")
     recovery_window_days: int = Field(
@@ -148,6 +149,8 @@ class JiraConfig(AdapterConfig):
             )
         if self.jsm and self.private_visibility is not None:
             raise ValueError("give either jsm: true or private_visibility, not both")
+        if self.breadcrumb.label is None:
+            self.breadcrumb.label = self.deployment == "datacenter"
         return self
 
     @property

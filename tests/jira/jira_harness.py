@@ -55,7 +55,6 @@ def jira_options(deployment: str, url: str, **overrides: Any) -> dict[str, Any]:
         "private_visibility": {"type": "role", "value": "Developers"}
         if cloud
         else {"type": "group", "value": "jira-developers"},
-        "breadcrumb": {"label": not cloud},
         "page_size": 3,
     }
     if cloud:

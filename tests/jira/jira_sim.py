@@ -122,6 +122,17 @@ CAROL = User(
     "5f1a9c0e8b2d4a0069d1e003", "carol", "JIRAUSER10102", "Carol Engineer", "carol@example.com"
 )
 USERS = [BRIDGE, ADA, CAROL]
+# What Data Center's /mypermissions answers with no filter: every permission (a selection here).
+DC_PERMISSIONS = [
+    "BROWSE_PROJECTS",
+    "CREATE_ISSUES",
+    "EDIT_ISSUES",
+    "TRANSITION_ISSUES",
+    "ADD_COMMENTS",
+    "CREATE_ATTACHMENTS",
+    "ASSIGN_ISSUES",
+    "DELETE_ISSUES",
+]
 
 
 @dataclass
@@ -165,6 +176,10 @@ class JiraSite:
         self.request: tuple[str, str] = ("GET", "")  # method and path being answered
         self.faults: list[Fault] = []
         self.comments_in_search = comments_in_search
+        # Search is eventually consistent (Cloud's /search/jql says so; a Data Center cluster
+        # indexes on each node): a new issue stays out of the next ``index_lag`` searches.
+        self.index_lag = 0
+        self.unindexed: dict[str, int] = {}  # key → searches it is still missing from
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -258,7 +273,8 @@ class JiraSite:
         if route == "field":
             return self._ok(self._field_list())
         if route == "mypermissions":
-            wanted = query.get("permissions", "").split(",")
+            # Cloud requires ``permissions``; Data Center does not declare it and returns all.
+            wanted = query["permissions"].split(",") if self.cloud else DC_PERMISSIONS
             return self._ok(
                 {
                     "permissions": {
@@ -280,8 +296,19 @@ class JiraSite:
             return self._ok(self._project_statuses())
         if route.startswith("issue/createmeta/"):
             return self._ok(self._createmeta())
-        if route in ("search", "search/jql") and method == "GET":
+        search = "search/jql" if self.cloud else "search"  # the other one is not declared
+        if route == search and method == "GET":
             return self._ok(self._search(route, query))
+        if parts[0] == "comment" and len(parts) == 4 and parts[2] == "properties":
+            # GET/PUT /comment/{commentId}/properties/{propertyKey}, where Jira documents them.
+            stored = self._comment_properties(parts[1])
+            if method == "PUT":
+                created = parts[3] not in stored
+                stored[parts[3]] = data
+                return (201 if created else 200), self._headers(), b""
+            if parts[3] not in stored:
+                return self._error(404, f"The property with key '{parts[3]}' does not exist.")
+            return self._ok({"key": parts[3], "value": stored[parts[3]]})
         if route == "issue" and method == "POST":
             return self._create(data)
         if parts[0] == "issue" and len(parts) >= 2:
@@ -303,11 +330,6 @@ class JiraSite:
                 return self._ok(self._comment_page(issue, query))
             if rest == ["comment"] and method == "POST":
                 return self._post_comment(issue, data)
-            if len(rest) == 4 and rest[0] == "comment" and rest[2] == "properties":
-                stored = issue.comment_properties.get(rest[1], {})
-                if rest[3] not in stored:
-                    return self._error(404, f"The property with key '{rest[3]}' does not exist.")
-                return self._ok({"key": rest[3], "value": stored[rest[3]]})
             if len(rest) == 2 and rest[0] == "properties":
                 if method == "PUT":
                     created = rest[1] not in issue.properties
@@ -364,6 +386,8 @@ class JiraSite:
         for prop in data.get("properties") or []:
             issue.properties[prop["key"]] = prop["value"]
         self.issues[key] = issue
+        if self.index_lag:
+            self.unindexed[key] = self.index_lag
         return (
             201,
             self._headers(),
@@ -459,10 +483,16 @@ class JiraSite:
 
     def _search(self, route: str, query: dict[str, str]) -> dict[str, Any]:
         matches, order = self._jql(query["jql"])
+        matches = [issue for issue in matches if issue.key not in self.unindexed]
+        for key in list(self.unindexed):
+            self.unindexed[key] -= 1
+            if not self.unindexed[key]:
+                del self.unindexed[key]
         matches.sort(key=order)
         size = int(query.get("maxResults", 50))
         fields = query.get("fields")
-        properties = query.get("properties")
+        # Only Cloud's /search/jql declares ``properties``; Data Center's /search ignores it.
+        properties = query.get("properties") if self.cloud else None
         if route == "search":  # Data Center: startAt paging
             start = int(query.get("startAt", 0))
             page = matches[start : start + size]
@@ -507,6 +537,8 @@ class JiraSite:
                 issues = [i for i in issues if i.created >= bound]
             else:
                 raise ValueError(f"the simulator does not understand JQL clause {clause!r}")
+        if order_text.startswith("key DESC"):
+            return issues, lambda i: -int(i.key.rsplit("-", 1)[1])
         if order_text.startswith("created DESC"):
             return issues, lambda i: (-i.created.timestamp(), -i.id)
         return issues, lambda i: (i.updated, i.id)
@@ -554,6 +586,12 @@ class JiraSite:
                 k: issue.properties[k] for k in properties.split(",") if k in issue.properties
             }
         return result
+
+    def _comment_properties(self, comment_id: str) -> dict[str, Any]:
+        for issue in self.issues.values():
+            if comment_id in issue.comment_properties:
+                return issue.comment_properties[comment_id]
+        raise KeyError(comment_id)  # answered as Jira's 404
 
     def _comment_block(self, issue: Issue, search: bool) -> dict[str, Any]:
         shown = issue.comments[: self.comments_in_search] if search else issue.comments

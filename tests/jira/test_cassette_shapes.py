@@ -71,6 +71,7 @@ KINDS = {
     "GET attachment content",
     "GET issue property",
     "PUT issue property",
+    "GET comment property",
     "GET mypermissions",
     "GET project",
     "GET createmeta",
@@ -184,7 +185,7 @@ def _kind(exchange: Exchange) -> str:
         (r"issue/[^/]+/editmeta", "editmeta"),
         (r"issue/[^/]+/transitions", "transitions"),
         (r"issue/[^/]+/comment", "comment page" if method == "GET" else "comment"),
-        (r"issue/[^/]+/comment/[^/]+/properties/[^/]+", "comment property"),
+        (r"comment/[^/]+/properties/[^/]+", "comment property"),
         (r"issue/[^/]+/properties/[^/]+", "issue property"),
         (r"issue/[^/]+/attachments", "attachments"),
     ]

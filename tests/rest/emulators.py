@@ -6,7 +6,10 @@ status codes and headers each vendor documents:
 
 - GitHub: https://docs.github.com/en/rest/issues/issues, /issues/comments, /search/search
   (``Link`` paging, ``since``/``sort=updated``/``direction=asc``, 201 on create, 404
-  ``{"message": "Not Found"}``, ``x-ratelimit-*`` headers);
+  ``{"message": "Not Found"}``, ``x-ratelimit-*`` headers), every object with all the fields
+  GitHub's OpenAPI description requires (``simple-user``, ``issue``, ``issue-comment``,
+  ``full-repository``, ``issue-search-result-item``): ``tests/vendor`` validates the cassettes
+  against that description;
 - Redmine: https://www.redmine.org/projects/redmine/wiki/Rest_Issues (``issues.json`` with
   ``offset``/``limit``/``total_count``, ``updated_on=>=…``, ``cf_N=`` filters, journals with
   ``private_notes`` under ``include=journals``, 201 on create, 204 on update, 422
@@ -65,7 +68,7 @@ class GitHubEmulator:
         self.issues: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, dict[str, Any]] = {}
         self.next_comment = 1_201_000_001
-        self.user = {"login": "nhd-bridge-bot", "id": 9_001, "type": "User", "site_admin": False}
+        self.user = _simple_user("nhd-bridge-bot", 9_001)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         request.read()
@@ -81,9 +84,7 @@ class GitHubEmulator:
             return _json(401, {"message": "Requires authentication", "status": "401"}, headers)
         body = json.loads(request.content) if request.content else {}
         if path == prefix and request.method == "GET":
-            return _json(
-                200, {"id": 1, "name": self.repo, "full_name": f"{self.owner}/{self.repo}"}
-            )
+            return _json(200, self._repository(), headers)
         if path == f"{prefix}/issues":
             if request.method == "POST":
                 return _json(201, self._create(body), headers)
@@ -117,10 +118,18 @@ class GitHubEmulator:
             return _json(200, comment, headers)
         if path == "/search/issues":
             wanted = re.match(r'"([^"]+)"', _query(request)["q"][0])
-            found = [i for i in self.issues.values() if wanted and wanted[1] in (i["body"] or "")]
-            return _json(
-                200, {"total_count": len(found), "incomplete_results": False, "items": found}
-            )
+            found = [
+                {**issue, "score": 1.0}
+                for issue in self.issues.values()
+                if wanted and wanted[1] in (issue["body"] or "")
+            ]
+            answer = {
+                "total_count": len(found),
+                "incomplete_results": False,
+                "items": found,
+                "search_type": "lexical",  # a quoted phrase is never searched semantically
+            }
+            return _json(200, answer, headers)
         return _json(404, _not_found(), headers)
 
     def _create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +141,9 @@ class GitHubEmulator:
             "node_id": f"I_kwDOemulated{number}",
             "url": f"{base}/issues/{number}",
             "repository_url": base,
+            "labels_url": f"{base}/issues/{number}/labels{{/name}}",
             "comments_url": f"{base}/issues/{number}/comments",
+            "events_url": f"{base}/issues/{number}/events",
             "html_url": f"https://github.com/{self.owner}/{self.repo}/issues/{number}",
             "number": number,
             "state": "open",
@@ -153,6 +164,90 @@ class GitHubEmulator:
         }
         self.issues[number] = issue
         return issue
+
+    def _repository(self) -> dict[str, Any]:
+        """``GET /repos/{owner}/{repo}`` as ``full-repository``, for a small private repo."""
+        api = f"https://api.github.com/repos/{self.owner}/{self.repo}"
+        listed = {
+            name: f"{api}/{name}"
+            for name in (
+                "assignees", "branches", "collaborators", "comments", "commits", "contributors",
+                "deployments", "downloads", "events", "forks", "hooks", "issues", "keys",
+                "labels", "languages", "merges", "milestones", "notifications", "pulls",
+                "releases", "stargazers", "statuses", "subscribers", "subscription", "tags",
+                "teams", "trees", "blobs", "contents", "compare",
+            )
+        }
+        templated = {
+            "archive_url": f"{api}/{{archive_format}}{{/ref}}",
+            "assignees_url": f"{api}/assignees{{/user}}",
+            "blobs_url": f"{api}/git/blobs{{/sha}}",
+            "branches_url": f"{api}/branches{{/branch}}",
+            "collaborators_url": f"{api}/collaborators{{/collaborator}}",
+            "comments_url": f"{api}/comments{{/number}}",
+            "commits_url": f"{api}/commits{{/sha}}",
+            "compare_url": f"{api}/compare/{{base}}...{{head}}",
+            "contents_url": f"{api}/contents/{{+path}}",
+            "git_commits_url": f"{api}/git/commits{{/sha}}",
+            "git_refs_url": f"{api}/git/refs{{/sha}}",
+            "git_tags_url": f"{api}/git/tags{{/sha}}",
+            "issue_comment_url": f"{api}/issues/comments{{/number}}",
+            "issue_events_url": f"{api}/issues/events{{/number}}",
+            "issues_url": f"{api}/issues{{/number}}",
+            "keys_url": f"{api}/keys{{/key_id}}",
+            "labels_url": f"{api}/labels{{/name}}",
+            "milestones_url": f"{api}/milestones{{/number}}",
+            "notifications_url": f"{api}/notifications{{?since,all,participating}}",
+            "pulls_url": f"{api}/pulls{{/number}}",
+            "releases_url": f"{api}/releases{{/id}}",
+            "statuses_url": f"{api}/statuses/{{sha}}",
+            "trees_url": f"{api}/git/trees{{/sha}}",
+        }
+        urls = {f"{name}_url": url for name, url in listed.items()} | templated
+        open_issues = sum(1 for issue in self.issues.values() if issue["state"] == "open")
+        return {
+            "id": 801_234_567,
+            "node_id": "R_kgDOemulated",
+            "name": self.repo,
+            "full_name": f"{self.owner}/{self.repo}",
+            "private": True,
+            "owner": _simple_user(self.owner, 7_001, kind="Organization"),
+            "html_url": f"https://github.com/{self.owner}/{self.repo}",
+            "description": "Customer support tickets",
+            "fork": False,
+            "url": api,
+            **urls,
+            "git_url": f"git://github.com/{self.owner}/{self.repo}.git",
+            "ssh_url": f"git@github.com:{self.owner}/{self.repo}.git",
+            "clone_url": f"https://github.com/{self.owner}/{self.repo}.git",
+            "svn_url": f"https://github.com/{self.owner}/{self.repo}",
+            "mirror_url": None,
+            "homepage": None,
+            "language": None,
+            "forks_count": 0,
+            "forks": 0,
+            "stargazers_count": 0,
+            "watchers_count": 0,
+            "watchers": 0,
+            "size": 12,
+            "default_branch": "main",
+            "open_issues_count": open_issues,
+            "open_issues": open_issues,
+            "has_issues": True,
+            "has_projects": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_discussions": False,
+            "archived": False,
+            "disabled": False,
+            "visibility": "private",
+            "license": None,
+            "pushed_at": "2024-05-01T08:00:00Z",
+            "created_at": "2024-04-02T08:00:00Z",
+            "updated_at": "2024-05-01T08:00:00Z",
+            "network_count": 0,
+            "subscribers_count": 1,
+        }
 
     def _comment(self, issue: dict[str, Any], text: str) -> dict[str, Any]:
         comment_id = self.next_comment
@@ -202,6 +297,32 @@ class GitHubEmulator:
 
 def _label(name: str) -> dict[str, Any]:
     return {"id": zlib.crc32(name.encode()), "name": name, "color": "ededed", "default": False}
+
+
+def _simple_user(login: str, user_id: int, kind: str = "User") -> dict[str, Any]:
+    """A ``simple-user`` with every field GitHub's description requires."""
+    api = f"https://api.github.com/users/{login}"
+    return {
+        "login": login,
+        "id": user_id,
+        "node_id": f"U_kgDOemulated{user_id}",
+        "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4",
+        "gravatar_id": "",
+        "url": api,
+        "html_url": f"https://github.com/{login}",
+        "followers_url": f"{api}/followers",
+        "following_url": f"{api}/following{{/other_user}}",
+        "gists_url": f"{api}/gists{{/gist_id}}",
+        "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{api}/subscriptions",
+        "organizations_url": f"{api}/orgs",
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events{{/privacy}}",
+        "received_events_url": f"{api}/received_events",
+        "type": kind,
+        "user_view_type": "public",
+        "site_admin": False,
+    }
 
 
 def _not_found() -> dict[str, str]:
