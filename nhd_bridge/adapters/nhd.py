@@ -559,6 +559,12 @@ class NhdAdapter(Adapter):
             ) from None
         except SenderError as error:
             raise PermanentError(str(error)) from None
+        except (httpx.InvalidURL, UnicodeError) as error:
+            # Caused by what the partner sent (a URL no client can call): this ticket is parked,
+            # the agreement's other tickets keep flowing.
+            raise PermanentError(
+                f"nhd instance {self.name}: cannot call that URL ({error})"
+            ) from None
 
     @staticmethod
     def _ticket(data: dict[str, Any]) -> Ticket:
