@@ -183,6 +183,34 @@ class WireStore:
                 raise RuleViolation(f"agreement {uuid} is no longer an unanswered invite of ours")
             connection.execute(delete(wire_agreements).where(wire_agreements.c.uuid == uuid))
 
+    def prune_pending_invites(self, older_than: datetime) -> int:
+        """Remove partners' invites nobody answered since ``older_than`` (nothing can be held
+        under a pending agreement); returns how many. Keeps the pending list bounded."""
+        with self._writing() as (connection, _seq):
+            return connection.execute(
+                delete(wire_agreements).where(
+                    and_(
+                        wire_agreements.c.our_role == "receiver",
+                        wire_agreements.c.status == "pending",
+                        wire_agreements.c.created_at < older_than,
+                    )
+                )
+            ).rowcount
+
+    def count_pending_invites(self) -> int:
+        """Partners' invites waiting for our answer."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.count())
+                .select_from(wire_agreements)
+                .where(
+                    and_(
+                        wire_agreements.c.our_role == "receiver",
+                        wire_agreements.c.status == "pending",
+                    )
+                )
+            ).scalar_one()
+
     def create_incoming_agreement(self, agreement: Agreement) -> WireAgreement:
         """A partner's invite (we are the receiver), stored pending. Validate it first."""
         return self._create_agreement(agreement, our_role="receiver")
