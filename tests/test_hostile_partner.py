@@ -8,6 +8,7 @@ tickets with us. Partners reach our receiver app through a TestClient, as over t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -354,3 +355,85 @@ def adapter(bridge: Bridge, name: str) -> NhdAdapter:
 
     made.attach(AdapterContext(name, f"nhd-bridge://{name}", bridge.state))
     return made
+
+
+# --- 4. a partner cannot move where we send ------------------------------------------------------
+
+
+def _recording_adapter(bridge: Bridge, seen: list[httpx.Request]) -> NhdAdapter:
+    from nhd_bridge.core.adapter import AdapterContext
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    config = bridge.config()
+    made = NhdAdapter(
+        "a-in", config.adapter_configs["a-in"], transport=httpx.MockTransport(handler)
+    )
+    made.attach(AdapterContext("a-in", "nhd-bridge://a-in", bridge.state))
+    return made
+
+
+def test_a_refused_url_move_sends_nothing_to_the_new_url(bridge: Bridge) -> None:
+    from nhd_bridge.core.adapter import CommentDraft
+
+    assert bridge.share("a", ticket_body("a-1", "Shared by A")).status_code == 201
+    moved = {"sender_url": "https://a.example:9999/elsewhere"}
+    answer = bridge.request("PUT", f"/agreements/{agreement_uuid('a')}", moved, partner="a")
+    assert answer.status_code == 422
+    seen: list[httpx.Request] = []
+    adapter = _recording_adapter(bridge, seen)
+
+    adapter.add_comment("a-1", CommentDraft(body="hello", public=True, shared_uuid="c-1"))
+
+    assert [str(request.url) for request in seen] == [f"{PARTNERS['a']}/tickets/a-1"]
+
+
+def test_a_stored_url_that_differs_from_the_yaml_is_never_called(bridge: Bridge) -> None:
+    from sqlalchemy import update
+
+    from nhd_bridge.core.adapter import CommentDraft, PermanentError
+    from nhd_bridge.core.state.schema import wire_agreements
+
+    assert bridge.share("a", ticket_body("a-1", "Shared by A")).status_code == 201
+    with bridge.state.engine.begin() as connection:  # as a PUT before this fix could leave it
+        connection.execute(
+            update(wire_agreements)
+            .where(wire_agreements.c.uuid == agreement_uuid("a"))
+            .values(sender_url="https://a.example:9999/sharing")
+        )
+    seen: list[httpx.Request] = []
+    adapter = _recording_adapter(bridge, seen)
+
+    with pytest.raises(PermanentError, match="names the partner at"):
+        adapter.add_comment("a-1", CommentDraft(body="hello", public=True, shared_uuid="c-1"))
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("url", "gets_token"),
+    [
+        (f"{PARTNERS['a']}/attachments/1", True),
+        (f"{PARTNERS['a']}/../admin/export", False),
+        (f"{PARTNERS['a']}/%2e%2e/admin", False),
+        ("https://a.example:8443/sharing/attachments/1", False),
+        ("http://a.example/sharing/attachments/1", False),
+        ("https://files.example/sharing/attachments/1", False),
+    ],
+)
+def test_the_token_goes_only_under_the_partners_normalised_sharing_url(
+    bridge: Bridge, url: str, gets_token: bool
+) -> None:
+    from nhd_bridge.core.adapter import AttachmentRef
+
+    seen: list[httpx.Request] = []
+    adapter = _recording_adapter(bridge, seen)
+    adapter.config.allowed_hosts.append("files.example")
+    adapter.sender.policy = adapter.sender.policy.for_partner(
+        PARTNERS["a"], ["files.example"], allow_private_networks=True
+    )
+    with contextlib.suppress(Exception):  # only what was sent matters here
+        adapter.open_attachment(AttachmentRef(filename="f", ref=url)).close()
+    sent_token = any(TOKEN_HEADER in request.headers for request in seen)
+    assert sent_token is gets_token

@@ -334,6 +334,25 @@ class WireStore:
             )
             return sorted(row[0] for row in rows)
 
+    def first_holders(self, ticket_uuids: list[str]) -> dict[str, str]:
+        """For each ticket uuid, the agreement that first held it (earliest row, ties by
+        agreement uuid). Ticket uuids are predictable, so a partner can share one before the
+        partner it belongs to: whoever came later is told apart by its agreement."""
+        if not ticket_uuids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    wire_tickets.c.uuid, wire_tickets.c.agreement_uuid, wire_tickets.c.created_at
+                )
+                .where(wire_tickets.c.uuid.in_(set(ticket_uuids)))
+                .order_by(wire_tickets.c.created_at, wire_tickets.c.agreement_uuid)
+            )
+            first: dict[str, str] = {}
+            for row in rows:
+                first.setdefault(row.uuid, row.agreement_uuid)
+        return first
+
     def receive_new_ticket(self, agreement_uuid: str, ticket: Ticket) -> WireTicket:
         """A partner's POST /tickets. An unshared ticket shared again is taken back in; a ticket
         still shared under this agreement is AlreadyExists."""
