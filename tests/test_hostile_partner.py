@@ -437,3 +437,27 @@ def test_the_token_goes_only_under_the_partners_normalised_sharing_url(
         adapter.open_attachment(AttachmentRef(filename="f", ref=url)).close()
     sent_token = any(TOKEN_HEADER in request.headers for request in seen)
     assert sent_token is gets_token
+
+
+# --- 5. the operator's surfaces are not public ---------------------------------------------------
+
+
+def test_status_is_not_served_to_partners_on_the_receivers_listener(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nhd_bridge.core.scheduler import BridgeScheduler
+    from nhd_bridge.serve import STATUS_TOKEN_ENV, build_app
+
+    document = yaml.safe_load(bridge.path.read_text())
+    document["server"] = {"receiver": {"base_url": OUR_URL}}
+    bridge.path.write_text(yaml.safe_dump(document))
+    monkeypatch.setenv(STATUS_TOKEN_ENV, "operator-secret")
+    config = bridge.config()
+    app = build_app(config, bridge.state, BridgeScheduler(config, bridge.state))
+    with TestClient(app) as client:
+        assert client.get("/status").status_code == 404
+        wrong = client.get("/status", headers={"Authorization": "Bearer guess"})
+        assert wrong.status_code == 404
+        assert client.get("/health").json() == {"status": "ok"}  # bare liveness stays
+        mine = client.get("/status", headers={"Authorization": "Bearer operator-secret"})
+        assert mine.status_code == 200 and mine.json()["status"] == "ok"
