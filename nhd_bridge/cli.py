@@ -18,7 +18,6 @@ from typing import Any
 import click
 import yaml
 from pydantic import SecretStr
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Table
@@ -32,13 +31,14 @@ from nhd_bridge.core.plugins import PluginError, Plugins
 from nhd_bridge.core.redaction import install_log_redaction
 from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.state import JournalEntry, StateStore
+from nhd_bridge.core.terminal import SafeConsole, neutralise, neutralised_output
 
 EXIT_OK, EXIT_PARKED, EXIT_USAGE = 0, 1, 2
 URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)([^@/\s]+)(@)")
 SECRET_WORDS = ("password", "token", "secret", "access_key", "api_key", "apikey", "credential")
 
-console = Console()
-errors = Console(stderr=True)
+console = SafeConsole()
+errors = SafeConsole(stderr=True)
 
 
 class UsageFailure(click.ClickException):
@@ -47,7 +47,7 @@ class UsageFailure(click.ClickException):
     exit_code = EXIT_USAGE
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        click.echo(neutralise(f"error: {self.message}"), err=True)
 
 
 @click.group()
@@ -66,6 +66,8 @@ class UsageFailure(click.ClickException):
 def main(ctx: click.Context, config_path: Path) -> None:
     """Share tickets between trackers, help desks and CRMs (Networked Help Desk)."""
     ctx.obj = {"config_path": config_path}
+    # Tickets, names and errors come from partners: none of it may drive the terminal.
+    ctx.with_resource(neutralised_output())
 
 
 def load(ctx: click.Context) -> LoadedConfig:

@@ -26,6 +26,7 @@ from nhd_bridge.core.protocol.rules import RuleViolation, check_transition, same
 from nhd_bridge.core.protocol.sender import NHDSender, Resolver, SenderError, SendResult
 from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore
 from nhd_bridge.core.state import StateStore
+from nhd_bridge.core.terminal import neutralise
 
 __all__ = ["make_agreements_group"]
 
@@ -38,7 +39,7 @@ class AgreementUsageError(click.ClickException):
     exit_code = EXIT_USAGE
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        click.echo(neutralise(f"error: {self.message}"), err=True)
 
 
 class PartnerFailure(click.ClickException):
@@ -47,7 +48,7 @@ class PartnerFailure(click.ClickException):
     exit_code = EXIT_UNREACHABLE
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
+        click.echo(neutralise(f"error: {self.message}"), err=True)
 
 
 def make_agreements_group(

@@ -9,7 +9,9 @@ ticket, and exits: nothing acknowledged is lost, nothing half-synced is left wit
 
 from __future__ import annotations
 
+import hmac
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,6 +32,11 @@ __all__ = ["build_app", "serve"]
 log = logging.getLogger(__name__)
 
 PARTNER_WRITES = frozenset({"POST", "PUT", "DELETE"})
+# /status on a listener partners reach answers only `Authorization: Bearer <this variable>`.
+STATUS_TOKEN_ENV = "NHD_BRIDGE_STATUS_TOKEN"
+# Bounds on what one client can hold: connections in all, idle keep-alive seconds.
+MAX_CONNECTIONS = 200
+KEEP_ALIVE_SECONDS = 5
 
 
 def build_app(config: LoadedConfig, store: StateStore, scheduler: BridgeScheduler) -> FastAPI:
@@ -60,11 +67,26 @@ def build_app(config: LoadedConfig, store: StateStore, scheduler: BridgeSchedule
                 scheduler.trigger()
             return response
 
+    status_token = os.environ.get(STATUS_TOKEN_ENV, "")
+
     @app.get("/status")
-    async def status() -> JSONResponse:
+    async def status(request: Request) -> JSONResponse:
+        # With a receiver, this listener faces partners: every agreement's names, counts and
+        # errors are the operator's, so /status answers only the bearer of the status token,
+        # and anyone else exactly as an unknown path.
+        if prefix is not None and not _bearer_matches(request, status_token):
+            return JSONResponse({"error": "Not Found"}, status_code=404)
         return JSONResponse({"status": "ok", "agreements": last_runs})
 
     return app
+
+
+def _bearer_matches(request: Request, token: str) -> bool:
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    )
 
 
 def serve(config: LoadedConfig, *, host: str | None = None, port: int | None = None) -> None:
@@ -86,6 +108,9 @@ def serve(config: LoadedConfig, *, host: str | None = None, port: int | None = N
             log_level="info",
             # Tokens travel in headers, never in URLs, so access logs cannot leak them.
             access_log=True,
+            # More connections are answered 503; an idle connection is closed after this.
+            limit_concurrency=MAX_CONNECTIONS,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the

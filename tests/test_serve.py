@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -19,6 +20,9 @@ from nhd_bridge.core.config import load_config
 from nhd_bridge.core.scheduler import BridgeScheduler
 from nhd_bridge.core.state import StateStore
 from nhd_bridge.testing.fake import FakeTracker
+
+STATUS = "status-token-for-the-test"  # the listener has a receiver: /status needs it
+AUTH = {"Authorization": f"Bearer {STATUS}"}
 
 
 def free_port() -> int:
@@ -62,6 +66,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "NHD_BRIDGE_STATUS_TOKEN": STATUS},
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -91,7 +96,7 @@ def test_serve_runs_agreements_on_schedule_and_stops_cleanly_on_sigterm(served):
             return [t.subject for t in eng.list_tickets()] == ["Synced by the scheduler"]
 
     wait_for(copied)
-    status = httpx.get(f"{base}/status", timeout=2).json()
+    status = httpx.get(f"{base}/status", timeout=2, headers=AUTH).json()
     assert status["status"] == "ok" and "desk-eng" in status["agreements"]
 
     process.send_signal(signal.SIGTERM)
@@ -125,7 +130,7 @@ def test_sighup_reloads_the_configuration_and_a_broken_file_keeps_the_running_on
             return len(qa.list_tickets()) == 1
 
     wait_for(reached_qa)
-    assert "desk-qa" in httpx.get(f"{base}/status", timeout=2).json()["agreements"]
+    assert "desk-qa" in httpx.get(f"{base}/status", timeout=2, headers=AUTH).json()["agreements"]
     assert process.poll() is None
 
 

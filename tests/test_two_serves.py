@@ -49,6 +49,7 @@ pytestmark = pytest.mark.slow
 
 DEADLINE_SECONDS = 45.0  # generous: a wait returns as soon as its condition holds
 UUID = re.compile(r"[0-9a-f]{40}")
+STATUS = "status-token-for-the-test"  # /status needs it: the listener faces partners
 POLLING = re.compile(r'"GET /(health|status) HTTP')
 
 
@@ -143,7 +144,7 @@ class Installation:
                 [sys.executable, "-m", "nhd_bridge", "-c", str(self.config_path), "serve"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "NHD_BRIDGE_STATUS_TOKEN": STATUS},
             )
 
     def healthy(self) -> bool:
@@ -191,7 +192,9 @@ class Installation:
     def last_run(self) -> str | None:
         """The id of the agreement's last finished run, as /status reports it."""
         try:
-            answer = httpx.get(f"{self.base}/status", timeout=2).json()
+            answer = httpx.get(
+                f"{self.base}/status", timeout=2, headers={"Authorization": f"Bearer {STATUS}"}
+            ).json()
         except (httpx.HTTPError, ValueError):
             return None
         run = answer.get("agreements", {}).get(self.agreement_name)

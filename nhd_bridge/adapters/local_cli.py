@@ -38,6 +38,7 @@ from nhd_bridge.adapters.local import (
 )
 from nhd_bridge.core.adapter import AdapterError, CommentRecord, TicketRecord
 from nhd_bridge.core.model import Actor
+from nhd_bridge.core.terminal import SafeConsole
 
 __all__ = ["DB_ENVVAR", "TRACKER_CONFIG_KEY", "Refused", "local_group", "open_tracker"]
 
@@ -336,7 +337,7 @@ def delete_command(session: _Session, ticket_id: int, yes: bool) -> None:
 def _console() -> Console:
     # Made per command, not at import: it must see the stdout of this invocation (a test runner,
     # a pipe), and rich then decides "terminal or not" the standard way (TTY, NO_COLOR...).
-    return Console(highlight=False)
+    return SafeConsole(highlight=False)
 
 
 def _existing(session: _Session, ticket_id: int) -> TicketRecord:

@@ -25,12 +25,14 @@ The agreement's status and permission flags are what was negotiated on the wire
 
 from __future__ import annotations
 
+import posixpath
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from pydantic import Field, field_validator
@@ -71,7 +73,14 @@ from nhd_bridge.core.protocol.sender import (
 )
 from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore, WireTicket
 
-__all__ = ["NhdAdapter", "NhdConfig", "nhd_register_adapters", "policy_for", "sender_for"]
+__all__ = [
+    "NhdAdapter",
+    "NhdConfig",
+    "nhd_register_adapters",
+    "policy_for",
+    "scoped_uuid",
+    "sender_for",
+]
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 _HOST_PATTERN = re.compile(r"(\*\.)?[A-Za-z0-9_.:\[\]-]+")
@@ -338,6 +347,8 @@ class NhdAdapter(Adapter):
         return results
 
     def _reachable(self, agreement: WireAgreement) -> CheckResult:
+        if not same_base_url(agreement.partner_url, self.config.partner_url):
+            return CheckResult("partner", False, "not contacted: partner_url does not match")
         try:
             result = self.sender.get_agreement(agreement.partner_url, agreement)
         except SenderError as error:
@@ -376,11 +387,10 @@ class NhdAdapter(Adapter):
             if not held:
                 return
             after = max(ticket.seq for ticket in held)
-            records = [
-                _record(ticket)
-                for ticket in held
-                if not ticket.unshared  # the engine learns of it through get() answering None
-            ]
+            records = self._records(
+                agreement,
+                [ticket for ticket in held if not ticket.unshared],  # get() tells the engine
+            )
             yield ChangePage(records, str(after))
             if len(held) < self.config.page_size:
                 return
@@ -390,15 +400,33 @@ class NhdAdapter(Adapter):
         held = self.wire.get_ticket(agreement.uuid, local_id)
         if held is None or held.unshared:
             return None
-        return _record(held)
+        [record] = self._records(agreement, [held])
+        return record
 
     def find_by_shared_uuid(self, shared_uuid: str) -> TicketRecord | None:
-        return self.get(shared_uuid)
+        record = self.get(shared_uuid)
+        return record if record is not None and record.shared_uuid == shared_uuid else None
+
+    def _records(self, agreement: WireAgreement, held: list[WireTicket]) -> list[TicketRecord]:
+        """Records with the engine's identity of each ticket. A partner's ticket whose uuid an
+        earlier agreement already holds (another partner squatted it, or shares it too) gets
+        an identity scoped to this agreement, so no partner's traffic can hide another's.
+        Tickets we share keep their uuid: we minted it."""
+        if agreement.our_role == "sender":
+            return [_record(ticket) for ticket in held]
+        first = self.wire.first_holders([ticket.ticket.uuid for ticket in held])
+        return [
+            _record(ticket, scoped=first.get(ticket.ticket.uuid, agreement.uuid) != agreement.uuid)
+            for ticket in held
+        ]
 
     def open_attachment(self, ref: AttachmentRef) -> BinaryIO:
         agreement = self._require_agreement()
-        # The token goes only to the partner's own sharing URLs, never to a third-party host.
-        on_partner = ref.ref.startswith(agreement.partner_url.rstrip("/") + "/")
+        # The token goes only to the partner's own sharing URLs, never to a third-party host
+        # nor to another port or path of the partner's (compared once ".." is resolved).
+        on_partner = _under_base(ref.ref, self.config.partner_url) and same_base_url(
+            agreement.partner_url, self.config.partner_url
+        )
         token = f"{agreement.uuid}:{agreement.access_key}" if on_partner else None
         result = self._send(
             lambda: self.sender.download(
@@ -434,7 +462,7 @@ class NhdAdapter(Adapter):
             }
         )
         result = self._send(
-            lambda: self.sender.share_ticket(agreement.partner_url, agreement, ticket)
+            lambda: self.sender.share_ticket(self._send_base(agreement), agreement, ticket)
         )
         if not result.ok and result.status == 422 and self._partner_holds(agreement, ticket):
             # An earlier attempt landed but we never heard back (or crashed before recording
@@ -499,13 +527,24 @@ class NhdAdapter(Adapter):
                 f"only the sender of agreement {agreement.uuid} can unshare its tickets"
             )
         result = self._send(
-            lambda: self.sender.unshare_ticket(agreement.partner_url, agreement, local_id)
+            lambda: self.sender.unshare_ticket(self._send_base(agreement), agreement, local_id)
         )
         if not result.ok and result.status not in (404, 410):
             raise result.error()
         self.wire.mark_unshared(local_id, agreement.uuid)
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _send_base(self, agreement: WireAgreement) -> str:
+        """Where calls under the agreement go: the operator's partner_url, which must still be
+        the agreement's (a partner cannot move it, and a stored mismatch is not followed)."""
+        if not same_base_url(agreement.partner_url, self.config.partner_url):
+            raise PermanentError(
+                f"agreement {agreement.uuid} names the partner at {agreement.partner_url}, the "
+                f"YAML of nhd instance {self.name} at {self.config.partner_url}; nothing is sent "
+                "until they agree (a moved partner needs a new agreement)"
+            )
+        return self.config.partner_url
 
     def _held(self, agreement: WireAgreement, local_id: str) -> WireTicket:
         held = self.wire.get_ticket(agreement.uuid, local_id)
@@ -522,7 +561,7 @@ class NhdAdapter(Adapter):
 
     def _put(self, agreement: WireAgreement, update: Ticket) -> None:
         result = self._send(
-            lambda: self.sender.update_ticket(agreement.partner_url, agreement, update)
+            lambda: self.sender.update_ticket(self._send_base(agreement), agreement, update)
         )
         if not result.ok:
             raise self._failure(result, agreement, update.uuid)
@@ -532,12 +571,12 @@ class NhdAdapter(Adapter):
         """After a 422 on a share: does the partner already hold this ticket? A GET says so;
         a partner without GET (405) is asked with a PUT of the ticket, as §6.2 suggests."""
         found = self._send(
-            lambda: self.sender.get_ticket(agreement.partner_url, agreement, ticket.uuid)
+            lambda: self.sender.get_ticket(self._send_base(agreement), agreement, ticket.uuid)
         )
         if found.ok or found.status != 405:
             return found.ok
         put = self._send(
-            lambda: self.sender.update_ticket(agreement.partner_url, agreement, ticket)
+            lambda: self.sender.update_ticket(self._send_base(agreement), agreement, ticket)
         )
         return put.ok
 
@@ -559,6 +598,12 @@ class NhdAdapter(Adapter):
             ) from None
         except SenderError as error:
             raise PermanentError(str(error)) from None
+        except (httpx.InvalidURL, UnicodeError) as error:
+            # Caused by what the partner sent (a URL no client can call): this ticket is parked,
+            # the agreement's other tickets keep flowing.
+            raise PermanentError(
+                f"nhd instance {self.name}: cannot call that URL ({error})"
+            ) from None
 
     @staticmethod
     def _ticket(data: dict[str, Any]) -> Ticket:
@@ -577,7 +622,29 @@ def nhd_register_adapters(register: Callable[[str, type[Adapter]], None]) -> Non
 # --- mapping ------------------------------------------------------------------------------------
 
 
-def _record(held: WireTicket) -> TicketRecord:
+def _under_base(url: str, base: str) -> bool:
+    """``url`` is on ``base``'s scheme, host and port, under its path once dot segments are
+    resolved; nothing that does not parse is."""
+    try:
+        target, root = urlsplit(url), urlsplit(base)
+        same_origin = (target.scheme.lower(), target.hostname, target.port) == (
+            root.scheme.lower(),
+            root.hostname,
+            root.port,
+        )
+    except ValueError:
+        return False
+    path = posixpath.normpath(unquote(target.path) or "/")
+    prefix = posixpath.normpath(unquote(root.path) or "/").rstrip("/") + "/"
+    return same_origin and (path + "/").startswith(prefix) and path + "/" != prefix
+
+
+def scoped_uuid(agreement_uuid: str, ticket_uuid: str) -> str:
+    """The engine's identity of a partner's ticket whose uuid another agreement held first."""
+    return nhd_uuid(f"nhd-agreement:{agreement_uuid}", "tickets", ticket_uuid)
+
+
+def _record(held: WireTicket, *, scoped: bool = False) -> TicketRecord:
     ticket = held.ticket
     comments = [
         CommentRecord(
@@ -610,7 +677,7 @@ def _record(held: WireTicket) -> TicketRecord:
         tags=list(ticket.tags or []),
         custom_fields=dict(ticket.custom_fields or {}),
         comments=comments,
-        shared_uuid=ticket.uuid,
+        shared_uuid=scoped_uuid(held.agreement_uuid, ticket.uuid) if scoped else ticket.uuid,
     )
 
 

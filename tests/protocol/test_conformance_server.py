@@ -192,7 +192,11 @@ def test_case_14_unknown_agreement_is_404(receiver: Receiver, method: str) -> No
     assert_error(response, 404)
 
 
-def test_case_15_put_agreement_with_a_wrong_key_is_403(receiver: Receiver) -> None:
+def test_case_15_put_agreement_with_a_wrong_key_answers_as_an_unknown_one(
+    receiver: Receiver,
+) -> None:
+    # RT answers 403 here; we answer 404 like an unknown agreement (issue 11): a wrong key must
+    # not tell the caller that the agreement exists. Zendesk's client handles both alike.
     receiver.outgoing("pending")
     response = receiver.request(
         "PUT",
@@ -200,7 +204,12 @@ def test_case_15_put_agreement_with_a_wrong_key_is_403(receiver: Receiver) -> No
         {"status": "accepted"},
         token=f"{AGREEMENT}:{hex40('wrong')}",
     )
-    assert_error(response, 403)
+    assert_error(response, 404)
+    unknown = hex40("unknown")
+    other = receiver.request(
+        "PUT", f"/agreements/{unknown}", {"status": "accepted"}, token=f"{unknown}:{KEY}"
+    )
+    assert (other.status_code, other.json()) == (response.status_code, response.json())
     assert receiver.store.get_agreement(AGREEMENT).status == "pending"  # type: ignore[union-attr]
 
 
@@ -368,7 +377,7 @@ def test_case_25_access_key_rotation_authenticates_with_the_old_key(receiver: Re
         "PUT", f"/agreements/{AGREEMENT}", {"access_key": new_key}, token=TOKEN
     )
     assert response.status_code == 200, response.text
-    assert_error(receiver.request("GET", f"/agreements/{AGREEMENT}", token=TOKEN), 403)
+    assert_error(receiver.request("GET", f"/agreements/{AGREEMENT}", token=TOKEN), 404)
     assert_error(receiver.share(), 403)
     new_token = f"{AGREEMENT}:{new_key}"
     assert receiver.request("GET", f"/agreements/{AGREEMENT}", token=new_token).status_code == 200
@@ -542,14 +551,20 @@ def test_case_36_sharing_an_unshared_ticket_again_takes_it_back(receiver: Receiv
     assert receiver.request("GET", f"/tickets/{TICKET}", token=TOKEN).status_code == 200
 
 
-def test_case_37_token_of_another_agreement_is_403(receiver: Receiver) -> None:
+def test_case_37_token_of_another_agreement_answers_as_an_unknown_ticket(
+    receiver: Receiver,
+) -> None:
+    # §6.2 allows 403 or 404; "not yours" and "does not exist" answer alike (issue 11), so a
+    # partner cannot probe which ticket uuids other partners share with us.
     _shared(receiver)
     other, other_key = hex40("agreement-b"), hex40("key-b")
     receiver.incoming("accepted", uuid=other, key=other_key)
     other_token = f"{other}:{other_key}"
     for method, body in (("GET", None), ("PUT", {"status": "solved"}), ("DELETE", None)):
         response = receiver.request(method, f"/tickets/{TICKET}", body, token=other_token)
-        assert_error(response, 403)
+        unknown = receiver.request(method, f"/tickets/{hex40('none')}", body, token=other_token)
+        assert_error(response, 404)
+        assert (response.status_code, response.json()) == (unknown.status_code, unknown.json())
     held = receiver.store.get_ticket(AGREEMENT, TICKET)
     assert held is not None and not held.unshared and held.ticket.status == "open"
 

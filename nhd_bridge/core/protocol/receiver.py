@@ -8,8 +8,11 @@ Headers are never logged: they carry the access key.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -23,6 +26,7 @@ from nhd_bridge.core.protocol.rules import (
     RuleViolation,
     TokenError,
     acceptable_content_type,
+    check_sizes,
     clean_text,
     keys_match,
     parse_token,
@@ -49,6 +53,9 @@ TOKEN_HEADER = "X-Ticket-Sharing-Token"
 VERSION_HEADER = "X-Ticket-Sharing-Version"
 _AUTHENTICATE = {"WWW-Authenticate": "X-Ticket-Sharing"}
 _NEW_TICKET_FIELDS = ("subject", "requested_at", "status", "requester")
+_NO_AGREEMENT = "no agreement with this uuid matches the token"
+_NO_TICKET = "no such ticket under this agreement"
+_MAX_TRACKED_SOURCES = 10_000
 
 Model = TypeVar("Model", Agreement, Ticket)
 
@@ -128,6 +135,7 @@ class _Receiver:
     def __init__(self, settings: ReceiverSettings, store: WireStore):
         self.settings = settings
         self.store = store
+        self._invites_by_source: dict[str, list[float]] = {}
 
     # --- shared checks --------------------------------------------------------------------------
 
@@ -146,18 +154,28 @@ class _Receiver:
         return body
 
     async def _read_body(self, request: Request) -> bytes:
-        """Read at most max_body_bytes; Content-Length is only a shortcut, never trusted."""
+        """Read at most max_body_bytes within read_timeout_seconds (a client trickling a body
+        byte by byte would otherwise hold a connection for ever); Content-Length is only a
+        shortcut, never trusted."""
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise WireError(413, f"the body is larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise WireError(413, f"the body is larger than {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.settings.read_timeout_seconds):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise WireError(413, f"the body is larger than {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise WireError(
+                408,
+                f"the body did not arrive within {self.settings.read_timeout_seconds:g} s",
+                {"Connection": "close"},
+            ) from None
         return b"".join(chunks)
 
     @staticmethod
@@ -170,7 +188,7 @@ class _Receiver:
             raise WireError(400, "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise WireError(422, "the body must be a JSON object")
-        problem = clean_text([data])
+        problem = clean_text([data]) or check_sizes(data)
         if problem:
             raise WireError(422, problem)
         return data
@@ -200,10 +218,9 @@ class _Receiver:
             return await self._invite(request, uuid, body)
         token = self._token(request)
         agreement = await run_in_threadpool(self.store.get_agreement, uuid)
-        if agreement is None:
-            raise WireError(404, "no such agreement")
-        if not token_matches(token, agreement.uuid, agreement.access_key):
-            raise WireError(403, "the token does not match this agreement")
+        # One answer for "unknown" and "not yours": no caller learns which agreements exist.
+        if agreement is None or not token_matches(token, agreement.uuid, agreement.access_key):
+            raise WireError(404, _NO_AGREEMENT)
         if request.method == "GET":
             return _json(200, _agreement_json(agreement))
         assert body is not None
@@ -221,7 +238,7 @@ class _Receiver:
         except RuleViolation as error:
             raise WireError(422, str(error)) from None
         except NotFound:
-            raise WireError(404, "no such agreement") from None
+            raise WireError(404, _NO_AGREEMENT) from None
         log.info("agreement %s updated by the %s: %s", uuid, agreement.partner_role, updated.status)
         return _json(200, _agreement_json(updated))
 
@@ -239,6 +256,7 @@ class _Receiver:
             raise WireError(403, "the token does not match the agreement in the body")
         try:
             validate_invite(invite, base_url=self.settings.base_url, strict=self.settings.strict)
+            await self._admit_invite(request)
             stored = await run_in_threadpool(self.store.create_incoming_agreement, invite)
         except RuleViolation as error:
             raise WireError(422, str(error)) from None
@@ -246,6 +264,39 @@ class _Receiver:
             raise WireError(422, "an agreement with this uuid already exists") from None
         log.info("agreement %s: invite stored as pending", uuid)
         return _json(201, _agreement_json(stored))
+
+    async def _admit_invite(self, request: Request) -> None:
+        """Anyone may invite us (Zendesk sends no token), so invites are capped per client
+        address and in total; invites nobody answered for pending_invite_days are pruned."""
+        now = time.monotonic()
+        source = request.client.host if request.client else "unknown"
+        recent = [
+            moment for moment in self._invites_by_source.get(source, []) if now - moment < 3600
+        ]
+        if len(recent) >= self.settings.max_invites_per_source:
+            raise WireError(
+                429, "too many invites from this address; try again later", {"Retry-After": "3600"}
+            )
+        cutoff = datetime.now(UTC) - timedelta(days=self.settings.pending_invite_days)
+        pruned = await run_in_threadpool(self.store.prune_pending_invites, cutoff)
+        if pruned:
+            log.info(
+                "%d invites unanswered for %d days removed",
+                pruned,
+                self.settings.pending_invite_days,
+            )
+        if (
+            await run_in_threadpool(self.store.count_pending_invites)
+            >= self.settings.max_pending_invites
+        ):
+            raise WireError(
+                429,
+                "too many invites are waiting for an answer here; try again later",
+                {"Retry-After": "3600"},
+            )
+        if len(self._invites_by_source) > _MAX_TRACKED_SOURCES:
+            self._invites_by_source.clear()  # bounded memory; the total cap still holds
+        self._invites_by_source[source] = [*recent, now]
 
     # --- tickets --------------------------------------------------------------------------------
 
@@ -256,10 +307,8 @@ class _Receiver:
         except TokenError as error:
             raise WireError(422, str(error)) from None
         agreement = await run_in_threadpool(self.store.get_agreement, token.agreement_uuid)
-        if agreement is None:
-            raise WireError(403, "no such agreement")
-        if not keys_match(token.access_key, agreement.access_key):
-            raise WireError(403, "access key mismatch")
+        if agreement is None or not keys_match(token.access_key, agreement.access_key):
+            raise WireError(403, "the token does not match an agreement")
         if agreement.status != "accepted":
             raise WireError(403, f"the agreement is {agreement.status}")
         return agreement
@@ -277,10 +326,9 @@ class _Receiver:
             held = None
             presence = await run_in_threadpool(self.store.ticket_presence, agreement.uuid, uuid)
         if presence == "absent":
-            elsewhere = await run_in_threadpool(self.store.ticket_agreements, uuid)
-            if elsewhere:  # §6.2 [REC]: a token reaches only its own agreement's tickets
-                raise WireError(403, "the ticket is not shared under this agreement")
-            raise WireError(404, "no such ticket")
+            # §6.2 [REC]: a token reaches only its own agreement's tickets, and a ticket of
+            # another agreement answers exactly as one that does not exist (no oracle).
+            raise WireError(404, _NO_TICKET)
         if request.method == "DELETE":
             return await self._unshare(agreement, uuid)
         if presence == "unshared":
@@ -294,7 +342,7 @@ class _Receiver:
         try:
             await run_in_threadpool(self.store.receive_ticket_update, agreement.uuid, change)
         except NotFound:
-            raise WireError(404, "no such ticket") from None
+            raise WireError(404, _NO_TICKET) from None
         except Gone:
             raise WireError(410, "the ticket is no longer shared") from None
         log.info("ticket %s updated under agreement %s", uuid, agreement.uuid)
@@ -315,7 +363,7 @@ class _Receiver:
         except (AlreadyExists, IntegrityError):
             raise WireError(422, "this ticket is already shared") from None
         except NotFound:  # the agreement vanished between the token check and the write
-            raise WireError(403, "no such agreement") from None
+            raise WireError(403, "the token does not match an agreement") from None
         log.info("ticket %s shared under agreement %s", uuid, agreement.uuid)
         return _json(201, _ticket_json(stored))
 
@@ -326,7 +374,7 @@ class _Receiver:
         try:
             await run_in_threadpool(self.store.receive_unshare, agreement.uuid, uuid)
         except NotFound:
-            raise WireError(404, "no such ticket") from None
+            raise WireError(404, _NO_TICKET) from None
         log.info("ticket %s unshared under agreement %s", uuid, agreement.uuid)
         return _json(200, {"uuid": uuid, "unshared": True})
 

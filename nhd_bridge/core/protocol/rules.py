@@ -23,6 +23,7 @@ __all__ = [
     "Token",
     "TokenError",
     "acceptable_content_type",
+    "check_sizes",
     "check_transition",
     "clean_text",
     "incoming_comment_public",
@@ -180,6 +181,43 @@ def clean_text(values: Iterable[Any]) -> str | None:
     return None
 
 
+# JSON numbers beyond 2**53 - 1 lose precision in JavaScript and most JSON stacks (RFC 8259 §6).
+MAX_SAFE_INTEGER = 2**53 - 1
+# Far beyond any real ticket, far below what makes a run slow or a row huge.
+MAX_LIST_ITEMS = 1000
+MAX_COMMENTS = 10_000
+MAX_URL_CHARS = 8192
+_URL_KEYS = frozenset({"url", "sender_url", "receiver_url"})
+
+
+def check_sizes(data: Any) -> str | None:
+    """Why a parsed JSON body is out of bounds, or None: numbers outside JSON's safe range,
+    lists and objects over MAX_LIST_ITEMS entries (``comments``: MAX_COMMENTS), URLs over
+    MAX_URL_CHARS characters. Checked before decoding, so nothing absurd is ever stored."""
+    pending: list[tuple[str, Any]] = [("", data)]
+    while pending:  # iterative: the JSON may be nested as deep as the parser allowed
+        path, value = pending.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            if abs(value) > MAX_SAFE_INTEGER:
+                return f"{path or 'a number'}: numbers must lie within ±(2**53 - 1)"
+        elif isinstance(value, dict | list):
+            limit = MAX_COMMENTS if path.endswith("comments") else MAX_LIST_ITEMS
+            if len(value) > limit:
+                return f"{path or 'the body'}: more than {limit} entries"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                pending.append((f"{path}.{key}" if path else str(key), item))
+        elif (
+            isinstance(value, str)
+            and path.rsplit(".", 1)[-1] in _URL_KEYS
+            and len(value) > MAX_URL_CHARS
+        ):
+            return f"{path}: a url longer than {MAX_URL_CHARS} characters"
+    return None
+
+
 # --- invites (§2.1) -----------------------------------------------------------------------------
 
 
@@ -269,6 +307,14 @@ def plan_agreement_update(
     }
     if "uuid" in changes:
         raise RuleViolation("an agreement's uuid can never change")
+    moved = [field for field in ("sender_url", "receiver_url") if field in changes]
+    if moved:
+        # Where we send (the token included) is fixed when the agreement is made; a partner
+        # that could move it could point our calls anywhere. A new agreement moves it.
+        raise RuleViolation(
+            f"{' and '.join(moved)} cannot change: an agreement's URLs are fixed when it is "
+            "made; to move, make a new agreement"
+        )
     if actor == "receiver":
         if "sender_url" in changes:
             raise RuleViolation("the receiver may not change sender_url")

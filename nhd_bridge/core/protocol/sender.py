@@ -48,6 +48,7 @@ from nhd_bridge.core.model import Actor, Agreement, Ticket
 
 __all__ = [
     "MAX_REDIRECTS",
+    "MAX_URL_CHARS",
     "AgreementKey",
     "AgreementNotAccepted",
     "NHDSender",
@@ -74,6 +75,9 @@ _MAX_BACKOFF_SECONDS = 30.0
 _ERROR_EXCERPT = 200
 _DOWNLOAD_CHUNK = 64 * 1024
 _SPOOL_IN_MEMORY = 1024 * 1024
+# Longer URLs are refused before any call (httpx itself refuses 65,536); messages show less.
+MAX_URL_CHARS = 8192
+_DISPLAY_CHARS = 200
 
 # What each refusal means for the person reading the journal.
 _HINTS = {
@@ -201,6 +205,8 @@ class URLPolicy:
 
     def check(self, url: str) -> None:
         """Raise :class:`UnsafeURL` unless ``url`` may be called; resolves the host."""
+        if len(url) > MAX_URL_CHARS:
+            raise UnsafeURL(f"{_display(url)}: the URL is longer than {MAX_URL_CHARS} characters")
         parts = _split(url)
         if parts.scheme not in {"http", "https"}:
             raise UnsafeURL(f"{_display(url)}: only http and https URLs are called")
@@ -592,7 +598,12 @@ class NHDSender:
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
             self.policy.check(current)
-            request = self._http.build_request(method, current, headers=headers, content=content)
+            try:
+                request = self._http.build_request(
+                    method, current, headers=headers, content=content
+                )
+            except httpx.InvalidURL as error:  # not an HTTPError: it would escape every caller
+                raise UnsafeURL(f"{_display(current)}: not a valid URL ({error})") from None
             response = self._http.send(request, stream=stream)
             location = response.headers.get("location")
             if not (300 <= response.status_code < 400 and location):
@@ -708,9 +719,15 @@ def _display(url: str) -> str:
     except ValueError:
         return "(invalid URL)"
     netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    try:
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+    except ValueError:  # a port out of range
+        return "(invalid URL)"
+    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    if len(shown) > _DISPLAY_CHARS:
+        shown = shown[:_DISPLAY_CHARS] + f"… ({len(url)} characters)"
+    return shown
 
 
 def _with_name(changes: dict[str, Any], name: str | None) -> dict[str, Any]:

@@ -34,6 +34,27 @@ class ReceiverSettings(BaseModel):
         "Zendesk does not).",
     )
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    read_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest a request body may take to arrive; a slower client gets 408.",
+    )
+    max_pending_invites: int = Field(
+        default=100,
+        gt=0,
+        description="Invites waiting for an answer, in all; more are refused with 429 until "
+        "some are accepted, declined or pruned.",
+    )
+    max_invites_per_source: int = Field(
+        default=10,
+        gt=0,
+        description="Invites one client address may send per hour (429 above it).",
+    )
+    pending_invite_days: int = Field(
+        default=30,
+        gt=0,
+        description="An invite nobody answered for this many days is removed.",
+    )
 
     @field_validator("base_url")
     @classmethod

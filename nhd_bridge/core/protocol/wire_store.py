@@ -183,6 +183,34 @@ class WireStore:
                 raise RuleViolation(f"agreement {uuid} is no longer an unanswered invite of ours")
             connection.execute(delete(wire_agreements).where(wire_agreements.c.uuid == uuid))
 
+    def prune_pending_invites(self, older_than: datetime) -> int:
+        """Remove partners' invites nobody answered since ``older_than`` (nothing can be held
+        under a pending agreement); returns how many. Keeps the pending list bounded."""
+        with self._writing() as (connection, _seq):
+            return connection.execute(
+                delete(wire_agreements).where(
+                    and_(
+                        wire_agreements.c.our_role == "receiver",
+                        wire_agreements.c.status == "pending",
+                        wire_agreements.c.created_at < older_than,
+                    )
+                )
+            ).rowcount
+
+    def count_pending_invites(self) -> int:
+        """Partners' invites waiting for our answer."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.count())
+                .select_from(wire_agreements)
+                .where(
+                    and_(
+                        wire_agreements.c.our_role == "receiver",
+                        wire_agreements.c.status == "pending",
+                    )
+                )
+            ).scalar_one()
+
     def create_incoming_agreement(self, agreement: Agreement) -> WireAgreement:
         """A partner's invite (we are the receiver), stored pending. Validate it first."""
         return self._create_agreement(agreement, our_role="receiver")
@@ -305,6 +333,25 @@ class WireStore:
                 select(wire_tickets.c.agreement_uuid).where(wire_tickets.c.uuid == ticket_uuid)
             )
             return sorted(row[0] for row in rows)
+
+    def first_holders(self, ticket_uuids: list[str]) -> dict[str, str]:
+        """For each ticket uuid, the agreement that first held it (earliest row, ties by
+        agreement uuid). Ticket uuids are predictable, so a partner can share one before the
+        partner it belongs to: whoever came later is told apart by its agreement."""
+        if not ticket_uuids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    wire_tickets.c.uuid, wire_tickets.c.agreement_uuid, wire_tickets.c.created_at
+                )
+                .where(wire_tickets.c.uuid.in_(set(ticket_uuids)))
+                .order_by(wire_tickets.c.created_at, wire_tickets.c.agreement_uuid)
+            )
+            first: dict[str, str] = {}
+            for row in rows:
+                first.setdefault(row.uuid, row.agreement_uuid)
+        return first
 
     def receive_new_ticket(self, agreement_uuid: str, ticket: Ticket) -> WireTicket:
         """A partner's POST /tickets. An unshared ticket shared again is taken back in; a ticket
