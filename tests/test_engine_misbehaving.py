@@ -225,3 +225,22 @@ def test_a_read_that_fails_half_way_keeps_the_pages_it_wrote(make_bridge):
     bridge.run()
     assert len(b.tickets()) == 6
     assert b.calls["create"] == creates + 2
+
+
+def test_a_ticket_whose_derived_uuid_a_partner_took_first_is_shared_under_another(make_bridge):
+    from nhd_bridge.core.model import nhd_uuid
+
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    squatted = a.create_ticket("a partner's ticket, received under a predictable uuid")
+    ticket = a.create_ticket("ours")
+    derived = nhd_uuid(bridge.engine._sharing_url("A"), "tickets", ticket)
+    with bridge.store.transaction() as tx:
+        tx.put_link(derived, "A", squatted, "linked")
+
+    [summary] = bridge.run()
+
+    assert summary.errors == []
+    ours = [t for t in b.tickets() if t.subject == "ours"]
+    assert len(ours) == 1 and ours[0].shared_uuid != derived
+    assert bridge.store.read().link(derived, "A").local_id == squatted

@@ -533,11 +533,7 @@ class SyncEngine:
                 return  # our own copy whose link another agreement is still recovering
             # A ticket that already has an NHD identity (one a native partner shared with us)
             # keeps it; a ticket born here gets one minted from this instance's sharing URL.
-            shared_uuid = (
-                shared_uuid
-                or record.shared_uuid
-                or nhd_uuid(side.sharing_url, "tickets", record.local_id)
-            )
+            shared_uuid = shared_uuid or record.shared_uuid or self._mint(side, record, read)
             if read.link(shared_uuid, run.rules.other(side).instance) is not None:
                 return  # already bridged to that instance under another agreement
         elif state != "shared":
@@ -553,6 +549,17 @@ class SyncEngine:
         if row is not None:
             run.summary.retried += 1
         self._prepare(run, work, record, shared_uuid, facts, retry=row is not None)
+
+    def _mint(self, side: Side, record: TicketRecord, read: StateTx) -> str:
+        """The uuid of a ticket born here: derived from the sharing URL and the local id, so that
+        every run (and a crash recovery) finds the same one. Derived uuids are predictable: if
+        another ticket of this instance already holds it (a partner shared one under it first),
+        this ticket gets a random one instead of colliding."""
+        derived = nhd_uuid(side.sharing_url, "tickets", record.local_id)
+        holder = read.link(derived, side.instance)
+        if holder is None or holder.local_id in (None, record.local_id):
+            return derived
+        return nhd_uuid(side.sharing_url, "tickets", f"{record.local_id}/{uuid_module.uuid4()}")
 
     def _reused_id(self, run: _Run, side: Side, link: LinkRow, record: TicketRecord) -> None:
         """The id the store links to one shared ticket now holds a ticket with another
