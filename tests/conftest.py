@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from nhd_bridge.core.config import LoadedConfig, load_config
 from nhd_bridge.core.engine import SyncEngine
@@ -99,3 +102,22 @@ def make_bridge(tmp_path: Path, plugins: Plugins) -> Iterator[Callable[..., Brid
 
 def postgres_url() -> str | None:
     return os.environ.get("NHD_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    url = postgres_url()
+    if not url:
+        pytest.skip("NHD_TEST_POSTGRES_URL is not set (CI sets it; on a laptop export it)")
+    name = f"nhd_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
