@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -49,6 +50,7 @@ TOKEN_HEADER = "X-Ticket-Sharing-Token"
 VERSION_HEADER = "X-Ticket-Sharing-Version"
 _AUTHENTICATE = {"WWW-Authenticate": "X-Ticket-Sharing"}
 _NEW_TICKET_FIELDS = ("subject", "requested_at", "status", "requester")
+_REPEATED_SLASHES = re.compile(r"/{2,}")
 
 Model = TypeVar("Model", Agreement, Ticket)
 
@@ -82,9 +84,12 @@ def create_receiver_app(settings: ReceiverSettings, store: WireStore) -> FastAPI
         log.info("%s %s refused: %d %s", request.method, request.url.path, error.status, error)
         return _json(error.status, {"error": error.message}, error.headers)
 
-    async def on_http_error(_request: Request, error: Exception) -> Response:
+    async def on_http_error(request: Request, error: Exception) -> Response:
         # Routing refusals (unknown path 404, method 405 with Allow) in the same JSON shape.
         assert isinstance(error, StarletteHTTPException)
+        log.info(
+            "%s %s refused: %d %s", request.method, request.url.path, error.status_code, error.detail
+        )
         return _json(error.status_code, {"error": str(error.detail)}, dict(error.headers or {}))
 
     async def on_database_busy(_request: Request, _error: Exception) -> Response:
@@ -121,7 +126,25 @@ def create_receiver_app(settings: ReceiverSettings, store: WireStore) -> FastAPI
         include_in_schema=False,
         response_model=None,
     )
+    app.add_middleware(_CollapsedSlashes)
     return app
+
+
+class _CollapsedSlashes:
+    """A partner whose sharing URL ends in '/' calls ``/sharing//agreements/…`` (the gem joins
+    base + '/agreements/'): repeated slashes are read as one, so that it reaches the endpoint."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = {
+                **scope,
+                "path": _REPEATED_SLASHES.sub("/", scope["path"]),
+                "raw_path": re.sub(rb"/{2,}", b"/", scope.get("raw_path") or b""),
+            }
+        await self.app(scope, receive, send)
 
 
 class _Receiver:
@@ -150,24 +173,32 @@ class _Receiver:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise WireError(413, f"the body is larger than {limit} bytes")
+            raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise WireError(413, f"the body is larger than {limit} bytes")
+                raise self._too_large()
             chunks.append(chunk)
         return b"".join(chunks)
 
-    @staticmethod
-    def _parse(request: Request, raw: bytes) -> dict[str, Any]:
+    def _too_large(self) -> WireError:
+        """413 as RT would; lenient answers 422, which Zendesk's client takes as a soft failure
+        where it raises on 413 (gem client.rb ``handle_response``)."""
+        limit = self.settings.max_body_bytes
+        message = f"the body is larger than {limit} bytes (server.receiver.max_body_bytes)"
+        return WireError(413 if self.settings.strict else 422, message)
+
+    def _parse(self, request: Request, raw: bytes) -> dict[str, Any]:
         if not acceptable_content_type(request.headers.get("content-type")):
             raise WireError(415, "send the body as application/json")
         try:
             data = json.loads(raw, parse_constant=_no_constants)
         except (ValueError, RecursionError):  # also bad UTF-8 and over-long integers
-            raise WireError(400, "the body is not valid JSON") from None
+            # 400 as RT answers; lenient prefers 422 (nhd-spec §7.1 [REC]): the gem raises on 400.
+            status = 400 if self.settings.strict else 422
+            raise WireError(status, "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise WireError(422, "the body must be a JSON object")
         problem = clean_text([data])
