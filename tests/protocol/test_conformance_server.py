@@ -773,7 +773,11 @@ def test_body_over_the_cap_is_413_before_parsing(make_receiver) -> None:
     streamed = small.client.post(
         f"/sharing/agreements/{AGREEMENT}",
         content=iter([_json_bytes(body)]),  # chunked: no Content-Length at all
-        headers={"Content-Type": "application/json", "X-Ticket-Sharing-Token": TOKEN},
+        headers={
+            "Content-Type": "application/json",
+            "X-Ticket-Sharing-Token": TOKEN,
+            "X-Ticket-Sharing-Version": "1",
+        },
     )
     assert_error(streamed, 413)
     assert small.store.get_agreement(AGREEMENT) is None
