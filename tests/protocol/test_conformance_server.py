@@ -121,7 +121,9 @@ def test_case_08_invite_naming_neither_url_as_ours_is_422(receiver: Receiver) ->
 
 
 @pytest.mark.parametrize(("strict", "status"), [(True, 400), (False, 422)])
-def test_case_09_invite_with_malformed_json_is_400(make_receiver, strict: bool, status: int) -> None:
+def test_case_09_invite_with_malformed_json_is_400(
+    make_receiver, strict: bool, status: int
+) -> None:
     # 400 as RT answers (strict); lenient answers 422, which Zendesk's client takes softly.
     receiver = make_receiver(strict=strict)
     response = receiver.request(

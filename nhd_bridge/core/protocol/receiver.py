@@ -87,9 +87,8 @@ def create_receiver_app(settings: ReceiverSettings, store: WireStore) -> FastAPI
     async def on_http_error(request: Request, error: Exception) -> Response:
         # Routing refusals (unknown path 404, method 405 with Allow) in the same JSON shape.
         assert isinstance(error, StarletteHTTPException)
-        log.info(
-            "%s %s refused: %d %s", request.method, request.url.path, error.status_code, error.detail
-        )
+        path, status = request.url.path, error.status_code
+        log.info("%s %s refused: %d %s", request.method, path, status, error.detail)
         return _json(error.status_code, {"error": str(error.detail)}, dict(error.headers or {}))
 
     async def on_database_busy(_request: Request, _error: Exception) -> Response:
