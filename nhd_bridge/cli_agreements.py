@@ -351,7 +351,10 @@ def _bind(wire: WireStore, config: LoadedConfig, instance: str, uuid: str) -> No
             f"agreement: {uuid} there (or remove the line) to use this one"
         )
     else:
-        click.echo(f"bound to nhd instance {instance}; a running serve uses it at once")
+        click.echo(
+            f"bound to nhd instance {instance}; a running serve uses it at once (to pin it in "
+            f"the YAML instead: instances.{instance}.agreement: {uuid})"
+        )
 
 
 def _binding_target(
