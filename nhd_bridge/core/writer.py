@@ -553,7 +553,8 @@ def _attachment_refusal(
     ref: AttachmentRef, max_bytes: int, allowed: list[str] | None, target: Side
 ) -> str | None:
     if not target.capabilities.attachments:
-        return f"{target.instance} does not take attachments"
+        # Read by the customer on a public comment: name nothing of our own configuration.
+        return "attachments cannot be sent to this help desk"
     limit = min(max_bytes, target.capabilities.max_attachment_bytes or max_bytes)
     if ref.size is not None and ref.size > limit:
         return f"it is {_size(ref.size)}, over the {_size(limit)} limit"
