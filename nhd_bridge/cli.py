@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -184,15 +185,18 @@ def check(ctx: click.Context, instances: tuple[str, ...]) -> None:
 @click.option("--agreement", "names", multiple=True, help="Only this agreement (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Plan and report; write nothing anywhere.")
 @click.option("--once", is_flag=True, help="One pass (the default; for cron and CronJobs).")
+@click.option("--debug", is_flag=True, help="Print the traceback of a run that fails.")
 @click.pass_context
-def sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, once: bool) -> None:
+def sync(
+    ctx: click.Context, names: tuple[str, ...], dry_run: bool, once: bool, debug: bool
+) -> None:
     """Run one pass of every agreement (or the ones named)."""
     config = load(ctx)
     selected = _agreements(config, names)
     summaries: list[RunSummary] = []
     with _progress_bar() as progress, engine_for(config, progress) as engine:
         for name in selected:
-            summaries.append(_run_one(engine, name, dry_run))
+            summaries.append(_run_one(engine, name, dry_run, debug=debug))
     _print_summaries(summaries)
     parked = any(
         summary.parked or summary.still_parked or summary.errors for summary in summaries
@@ -341,7 +345,7 @@ def reset_cursor(ctx: click.Context, instance: str, names: tuple[str, ...]) -> N
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _run_one(engine: SyncEngine, name: str, dry_run: bool) -> RunSummary:
+def _run_one(engine: SyncEngine, name: str, dry_run: bool, *, debug: bool = False) -> RunSummary:
     if not console.is_terminal:
         click.echo(f"syncing {name}{' (dry run)' if dry_run else ''}")
     try:
@@ -351,6 +355,14 @@ def _run_one(engine: SyncEngine, name: str, dry_run: bool) -> RunSummary:
     except AgreementBusy as error:
         summary = RunSummary(agreement=name, run_id="-")
         summary.errors.append(str(error))
+        return summary
+    except Exception as error:  # one line per failure; the other agreements still run
+        if debug:
+            traceback.print_exc()
+        summary = RunSummary(agreement=name, run_id="-")
+        summary.failure = f"agreement {name} failed: {type(error).__name__}: {error}"
+        summary.errors.append(summary.failure + ("" if debug else " (--debug shows where)"))
+        click.echo(f"error: {summary.errors[-1]}", err=True)
         return summary
 
 

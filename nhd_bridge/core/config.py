@@ -182,6 +182,17 @@ class ServerConfig(_Strict):
         description="Serve the NHD endpoints (base_url is our public sharing URL); leave out "
         "to run only the scheduler and /health",
     )
+    unhealthy_after: str = Field(
+        default="15m",
+        description="/health answers 503 once an agreement's runs have been failing this long "
+        "(30s, 15m, 1h)",
+    )
+
+    @field_validator("unhealthy_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class BridgeConfig(_Strict):

@@ -20,7 +20,8 @@ import os
 import socket
 import threading
 import uuid as uuid_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +61,7 @@ from nhd_bridge.core.writer import (
     WorkItem,
     journal_entry,
     release_reused_id,
+    unexpected,
 )
 
 __all__ = ["AgreementBusy", "AgreementRefused", "Progress", "SyncEngine", "WorkItem"]
@@ -200,6 +202,11 @@ class SyncEngine:
         summary, _ = self._run(agreement, dry_run=dry_run)
         return summary
 
+    def _record_outcome(self, agreement: str, failure: str | None) -> None:
+        """Keep how the agreement's runs go, for /status, /health and the operator."""
+        with self.store.transaction() as tx:
+            tx.record_run_outcome(agreement, failure)
+
     def plan(self, agreement: str) -> tuple[RunSummary, list[WorkItem]]:
         """What the next run would write; nothing is written anywhere."""
         return self._run(agreement, dry_run=True)
@@ -270,19 +277,33 @@ class SyncEngine:
         planned: list[WorkItem] = []
         self.plugins.run_started(name, summary.run_id)
         try:
-            rules = self._rules(name, agreement)
-            run = _Run(rules, summary, dry_run, _compiled_filter(agreement.share_filter))
-            forced = set() if dry_run else self._recover_pending(rules, summary)
-            for side in (rules.sender, rules.receiver):
-                planned += self._pass(run, side, forced)
-                forced = set()
+            planned = self._passes(name, agreement, summary, dry_run)
+        except Exception as error:
             if not dry_run:
-                summary.still_parked = len(self.store.read().parked(name))
+                self._record_outcome(name, f"{type(error).__name__}: {error}")
+            raise
+        else:
+            if not dry_run:
+                self._record_outcome(name, summary.failure)
         finally:
             if not dry_run:
                 self.store.release_lease(name, self.holder)
             self.plugins.run_finished(summary)
         return summary, planned
+
+    def _passes(
+        self, name: str, agreement: AgreementConfig, summary: RunSummary, dry_run: bool
+    ) -> list[WorkItem]:
+        planned: list[WorkItem] = []
+        rules = self._rules(name, agreement)
+        run = _Run(rules, summary, dry_run, _compiled_filter(agreement.share_filter))
+        forced = set() if dry_run else self._recover_pending(rules, summary)
+        for side in (rules.sender, rules.receiver):
+            planned += self._pass(run, side, forced)
+            forced = set()
+        if not dry_run:
+            summary.still_parked = len(self.store.read().parked(name))
+        return planned
 
     def _effective_agreement(self, name: str) -> AgreementConfig:
         """The YAML agreement, with the terms a side negotiated on the wire taking precedence."""
@@ -463,6 +484,7 @@ class SyncEngine:
                 f"is kept and the next run reads on from there"
             )
             summary.errors.append(message)
+            summary.failure = summary.failure or message
             if not run.dry_run:
                 self._journal_failure(run.name, summary, side.instance, None, None, "read", message)
             return False
@@ -515,6 +537,7 @@ class SyncEngine:
                 "remaining tickets wait for the next run"
             )
             run.summary.errors.append(run.broken)
+            run.summary.failure = run.summary.failure or run.broken
 
     def _consider(self, run: _Run, work: _Pass, record: TicketRecord, facts: _PageFacts) -> None:
         """Whether this agreement carries (or should start carrying) a changed ticket."""
@@ -548,7 +571,8 @@ class SyncEngine:
             return
         if row is not None:
             run.summary.retried += 1
-        self._prepare(run, work, record, shared_uuid, facts, retry=row is not None)
+        with self._parked_on_surprise(run, shared_uuid, side.instance, record.local_id):
+            self._prepare(run, work, record, shared_uuid, facts, retry=row is not None)
 
     def _mint(self, side: Side, record: TicketRecord, read: StateTx) -> str:
         """The uuid of a ticket born here: derived from the sharing URL and the local id, so that
@@ -560,6 +584,18 @@ class SyncEngine:
         if holder is None or holder.local_id in (None, record.local_id):
             return derived
         return nhd_uuid(side.sharing_url, "tickets", f"{record.local_id}/{uuid_module.uuid4()}")
+
+    @contextmanager
+    def _parked_on_surprise(
+        self, run: _Run, shared_uuid: str, instance: str, local_id: str
+    ) -> Iterator[None]:
+        """Anything a ticket's content makes fail (a bug of ours or an adapter's included) parks
+        that ticket with the error in the journal; the rest of the agreement flows on."""
+        try:
+            yield
+        except Exception as error:
+            log.exception("planning %s:%s failed", instance, local_id)
+            self._park(run.rules, run.summary, shared_uuid, instance, local_id, unexpected(error))
 
     def _reused_id(self, run: _Run, side: Side, link: LinkRow, record: TicketRecord) -> None:
         """The id the store links to one shared ticket now holds a ticket with another
@@ -596,7 +632,8 @@ class SyncEngine:
             return
         if parked is not None:
             run.summary.retried += 1
-        self._prepare(run, work, record, shared_uuid, retry=True)
+        with self._parked_on_surprise(run, shared_uuid, side.instance, local_id):
+            self._prepare(run, work, record, shared_uuid, retry=True)
 
     def _prepare(
         self,

@@ -9,6 +9,7 @@ write that fails parks the ticket after recording whatever did reach the target.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,6 +21,7 @@ from nhd_bridge.core.adapter import (
     AttachmentRef,
     AttachmentUpload,
     CommentDraft,
+    PermanentError,
     TicketChanges,
     TicketDraft,
     TicketRecord,
@@ -39,7 +41,17 @@ from nhd_bridge.core.plugins import Plugins
 from nhd_bridge.core.run import Direction, RunSummary
 from nhd_bridge.core.state import JournalEntry, StateStore, StateTx
 
-__all__ = ["IgnoredWrite", "TicketWriter", "WorkItem", "journal_entry", "release_reused_id"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "IgnoredWrite",
+    "TicketWriter",
+    "UnexpectedFailure",
+    "WorkItem",
+    "journal_entry",
+    "release_reused_id",
+    "unexpected",
+]
 
 
 @dataclass
@@ -104,7 +116,12 @@ class TicketWriter:
                 target: self._verify(target, local_ids[target], _meant(changes))
                 for target, changes in written_fields.items()
             }
-        except AdapterError as error:
+        except Exception as caught:
+            # Whatever went wrong, what did reach a tracker is recorded and the ticket is parked
+            # with the reason; an error that is not an adapter's own is a surprise worth a trace.
+            error = caught if isinstance(caught, AdapterError) else unexpected(caught)
+            if not isinstance(caught, AdapterError):
+                log.exception("writing ticket %s failed", item.shared_uuid)
             with self.store.transaction() as tx:
                 self._commit_links(tx, item, created, written_comments, summary)
                 tx.record_many(journal)
@@ -417,6 +434,14 @@ class TicketWriter:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+class UnexpectedFailure(PermanentError):
+    """An error no adapter meant to raise: a bug, or content nothing expected."""
+
+
+def unexpected(error: Exception) -> UnexpectedFailure:
+    return UnexpectedFailure(f"unexpected {type(error).__name__}: {error}")
 
 
 class IgnoredWrite(TransientError):

@@ -1,6 +1,7 @@
 """The state store (SQLAlchemy Core): SQLite by default, PostgreSQL when workers share the work."""
 
 from nhd_bridge.core.state.store import (
+    AgreementHealth,
     AgreementRow,
     JournalEntry,
     LinkRow,
@@ -12,6 +13,7 @@ from nhd_bridge.core.state.store import (
 )
 
 __all__ = [
+    "AgreementHealth",
     "AgreementRow",
     "JournalEntry",
     "LinkRow",
