@@ -101,8 +101,9 @@ def test_valid_file_loads_instances_agreements_and_adapter_configs(load, tmp_pat
 
     assert config.file == tmp_path / "bridge.yaml"
     assert set(config.bridge.instances) == {"A", "B"}
-    assert config.sharing_url("A", "install-1") == "https://a.example.com/sharing"
-    assert config.sharing_url("B", "install-1") == "nhd-bridge://install-1/B"
+    assert config.sharing_url("A", lambda: "install-1") == "https://a.example.com/sharing"
+    assert config.sharing_url("B", lambda: "install-1", "jira/acme") == "nhd-bridge://jira/acme"
+    assert config.sharing_url("B", lambda: "install-1") == "nhd-bridge://install-1/B"
     assert config.adapter_configs["A"] == FakeConfig()
     assert config.adapter_configs["B"] == FakeConfig(page_size=7, private_comments=False)
     agreement = config.bridge.agreements["ab"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -220,11 +221,19 @@ class LoadedConfig:
             return f"sqlite:///{self.file.parent / '.nhd-bridge' / 'state.db'}"
         return _resolve_sqlite_url(url, self.file.parent)
 
-    def sharing_url(self, instance: str, installation: str) -> str:
-        """The base of the NHD uuids minted for an instance. The default includes the
-        installation's id: two installations of nhd-bridge must never mint the same uuids."""
+    def sharing_url(
+        self, instance: str, installation: Callable[[], str], identity: str | None = None
+    ) -> str:
+        """The base of the NHD uuids minted for an instance: the configured ``sharing_url``;
+        else ``nhd-bridge://`` and the tracker's own identity (its URL and project, or an id it
+        keeps), which neither a lost state store nor another installation changes; else, for an
+        adapter that has none, the installation id kept in the state store."""
         configured = self.bridge.instances[instance].sharing_url
-        return configured or f"nhd-bridge://{installation}/{instance}"
+        if configured:
+            return configured
+        if identity:
+            return f"nhd-bridge://{identity}"
+        return f"nhd-bridge://{installation()}/{instance}"
 
 
 # --- loading ------------------------------------------------------------------------------------

@@ -170,6 +170,7 @@ class SyncEngine:
         self.store = store
         self.plugins = config.plugins
         self._adapters: dict[str, Adapter] = {}
+        self._sharing_urls: dict[str, str] = {}
         self._installation: str | None = None
         self._clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
@@ -190,13 +191,19 @@ class SyncEngine:
         return self._adapters[instance]
 
     def _adopt(self, instance: str, adapter: Adapter) -> None:
-        adapter.attach(AdapterContext(instance, self._sharing_url(instance), self.store))
+        url = self.config.sharing_url(instance, self._installation_id, adapter.tracker_identity())
+        self._sharing_urls[instance] = url
+        adapter.attach(AdapterContext(instance, url, self.store))
         self._adapters[instance] = adapter
 
     def _sharing_url(self, instance: str) -> str:
+        self.adapter(instance)
+        return self._sharing_urls[instance]
+
+    def _installation_id(self) -> str:
         if self._installation is None:
             self._installation = self.store.installation_id()
-        return self.config.sharing_url(instance, self._installation)
+        return self._installation
 
     def run(self, agreement: str, *, dry_run: bool = False) -> RunSummary:
         summary, _ = self._run(agreement, dry_run=dry_run)
