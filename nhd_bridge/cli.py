@@ -31,7 +31,7 @@ from nhd_bridge.core.engine import AgreementBusy, AgreementRefused, Progress, Sy
 from nhd_bridge.core.plugins import PluginError, Plugins
 from nhd_bridge.core.redaction import install_log_redaction
 from nhd_bridge.core.run import RunSummary
-from nhd_bridge.core.state import JournalEntry, StateStore
+from nhd_bridge.core.state import JournalEntry, StateStore, StateStoreError, check_store
 
 EXIT_OK, EXIT_PARKED, EXIT_USAGE = 0, 1, 2
 URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)([^@/\s]+)(@)")
@@ -50,7 +50,17 @@ class UsageFailure(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command: a state store that cannot be opened is one line and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StateStoreError as error:
+            raise UsageFailure(str(error)) from None
+
+
+@click.group(cls=_Commands)
 @click.option(
     "-c",
     "--config",
@@ -99,12 +109,16 @@ def validate(ctx: click.Context, show: bool) -> None:
         document = config.bridge.model_dump(mode="json")
         for name, adapter_config in config.adapter_configs.items():
             document["instances"][name].update(_redacted(adapter_config.model_dump()))
-        console.print_json(json.dumps(_redacted(document), default=str))
+        # Only the document on stdout, so that `validate --show > loaded.json` is valid JSON.
+        click.echo(json.dumps(_redacted(document), indent=2, default=str))
     bridge = config.bridge
+    store = check_store(config.state_url)
     click.echo(
         f"{config.file}: ok — {len(bridge.instances)} instances, "
-        f"{len(bridge.agreements)} agreements"
+        f"{len(bridge.agreements)} agreements",
+        err=show,
     )
+    click.echo(f"state store: {store}", err=show)
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import tomllib
 from collections.abc import Callable
@@ -177,7 +178,10 @@ def test_validate_says_ok_with_the_counts(cli, bridge_file):
     result = cli("validate")
 
     assert result.exit_code == 0
-    assert result.stdout == f"{bridge_file}: ok — 2 instances, 1 agreements\n"
+    assert result.stdout == (
+        f"{bridge_file}: ok — 2 instances, 1 agreements\n"
+        f"state store: {bridge_file.parent / 'state.db'} (will be created)\n"
+    )
 
 
 def test_validate_show_prints_the_loaded_config_with_secrets_redacted(cli):
@@ -185,8 +189,8 @@ def test_validate_show_prints_the_loaded_config_with_secrets_redacted(cli):
 
     assert result.exit_code == 0
     assert "s3cret" not in result.output
-    shown, ok_line = result.stdout.rsplit("\n}\n", 1)
-    document = json.loads(shown + "\n}")
+    document = json.loads(result.stdout)  # only the document on stdout
+    ok_line = result.stderr
     assert document["instances"]["A"]["token"] == "**********"
     assert document["instances"]["B"]["token"] is None
     assert document["instances"]["A"]["page_size"] == 50
@@ -209,17 +213,23 @@ def test_validate_show_redacts_a_secret_that_came_from_the_environment(cli, tmp_
 
 
 def test_validate_show_hides_the_password_in_the_state_url(cli, tmp_path):
+    with socket.socket() as probe:  # a loopback port nobody listens on once the probe closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     config = tmp_path / "pg.yaml"
     config.write_text(
         "plugins: [nhd_bridge.testing.fake]\n"
-        "state: {url: 'postgresql+psycopg://bridge:hunter2@db.example.com/nhd'}\n"
+        f"state: {{url: 'postgresql+psycopg://bridge:hunter2@127.0.0.1:{port}/nhd'}}\n"
         "instances:\n  A: {kind: fake}\n",
         encoding="utf-8",
     )
 
     result = cli("validate", "--show", config=config)
 
-    assert result.exit_code == 0
+    # The document is shown, then validate reports the unreachable store; neither shows it.
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["state"]["url"].startswith("postgresql+psycopg://bridge:")
+    assert "cannot connect" in result.stderr
     assert "hunter2" not in result.output
 
 

@@ -20,6 +20,7 @@ import jmespath.exceptions
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from nhd_bridge.core.adapter import AdapterConfig
 from nhd_bridge.core.plugins import PluginError, Plugins
@@ -68,6 +69,19 @@ class StateConfig(_Strict):
         default=None,
         description="SQLAlchemy URL; default: a SQLite file .nhd-bridge/state.db beside the config",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                make_url(value)
+            except (ArgumentError, ValueError):
+                raise ValueError(
+                    "is not a database URL; write it like sqlite:///path/state.db or "
+                    "postgresql+psycopg://user@host/database"
+                ) from None
+        return value
 
 
 class ConflictPolicy(_Strict):
