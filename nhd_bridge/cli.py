@@ -112,6 +112,12 @@ def validate(ctx: click.Context, show: bool) -> None:
         # Only the document on stdout, so that `validate --show > loaded.json` is valid JSON.
         click.echo(json.dumps(_redacted(document), indent=2, default=str))
     bridge = config.bridge
+    problems = config.problems()
+    for problem in problems:
+        click.echo(f"{'' if problem.level == 'warning' else 'error: '}{problem.error(config)}",
+                   err=True)
+    if any(problem.level == "error" for problem in problems):
+        sys.exit(EXIT_USAGE)
     store = check_store(config.state_url)
     click.echo(
         f"{config.file}: ok — {len(bridge.instances)} instances, "

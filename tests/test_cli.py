@@ -159,7 +159,7 @@ def test_every_command_that_reads_the_config_reports_it_the_same_way(cli, tmp_pa
 
     assert result.exit_code == 2
     assert stderr_lines(result) == [
-        f"error: {config}:5: agreemnts: unknown key; check its spelling against `nhd-bridge schema`"
+        f"error: {config}:5: agreemnts: unknown key; did you mean 'agreements'?"
     ]
 
 
