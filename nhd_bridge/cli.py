@@ -250,8 +250,10 @@ def plan(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
                 _, items = engine.plan(name)
             except AgreementRefused as error:
                 raise UsageFailure(str(error)) from None
-            planned += [_describe(name, item) for item in items if _has_effect(item)]
+            planned += _described(name, items)
     if as_json:
+        for entry in planned:
+            del entry["described"]
         click.echo(json.dumps(planned, indent=2, default=str))
         return
     if not planned:
@@ -259,7 +261,7 @@ def plan(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
         return
     for entry in planned:
         click.echo(f"{entry['agreement']}: ticket {entry['shared_uuid'][:12]}")
-        for action in entry["actions"]:
+        for action in entry["described"]:
             click.echo(f"  - {action}")
 
 
@@ -527,23 +529,21 @@ def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> Non
                 click.echo(f"  {name}: matches; it will be shared on the next run")
 
 
-def _describe(agreement: str, item: Any) -> dict[str, Any]:
-    plan = item.plan
-    actions = []
-    if plan.create is not None:
-        actions.append(f"create in {plan.create_target}: {plan.create.subject!r}")
-    for write in plan.fields:
-        actions.append(f"set {write.name} in {write.target}: {write.before!r} → {write.after!r}")
-    for comment in plan.comments:
-        visibility = "public" if comment.draft.public else "private"
-        actions.append(f"add {visibility} comment {comment.source} → {comment.target}")
-    for note in plan.notes:
-        actions.append(f"{note.outcome} {note.action}: {note.reason}")
-    return {"agreement": agreement, "shared_uuid": item.shared_uuid, "actions": actions}
-
-
-def _has_effect(item: Any) -> bool:
-    return bool(item.plan.writes or item.plan.notes)
+def _described(agreement: str, items: list[Any]) -> list[dict[str, Any]]:
+    """One entry per ticket with an effect. A dry run plans a ticket changed on both sides in
+    each side's pass, from the same two copies; the first plan is the whole of it."""
+    entries: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if item.shared_uuid in entries or not (item.plan.writes or item.plan.notes):
+            continue
+        actions = item.plan.actions()
+        entries[item.shared_uuid] = {
+            "agreement": agreement,
+            "shared_uuid": item.shared_uuid,
+            "actions": [action.as_dict() for action in actions],
+            "described": [action.describe() for action in actions],
+        }
+    return list(entries.values())
 
 
 def _redacted(value: Any, key: str = "") -> Any:

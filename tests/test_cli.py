@@ -370,7 +370,14 @@ def test_plan_json_lists_the_create_and_writes_nothing(cli):
     [entry] = json.loads(result.stdout)
     assert entry["agreement"] == "ab"
     assert re.fullmatch(r"[0-9a-f]{40}", entry["shared_uuid"])
-    assert entry["actions"] == ["create in B: 'Only planned'", "add public comment A → B"]
+    create, comment = entry["actions"]
+    assert (create["kind"], create["target"], create["to"]) == ("create", "B", "Only planned")
+    assert (comment["kind"], comment["source"], comment["target"], comment["visibility"]) == (
+        "comment",
+        "A",
+        "B",
+        "public",
+    )
     assert FakeTracker.named("B").tickets() == []
     assert cli("log").stdout == "the journal is empty\n"
 
