@@ -88,10 +88,15 @@ class StateConfig(_Strict):
 
 
 class ConflictPolicy(_Strict):
-    """Who wins when both sides changed the same field between two runs."""
+    """Who wins when both sides changed the same field between two runs. Tags changed on both
+    sides merge as sets (no addition or removal lost) unless ``fields`` names a policy for tags."""
 
     default: Literal["newest", "sender", "receiver"] = "newest"
-    fields: dict[str, Literal["newest", "sender", "receiver"]] = Field(default_factory=dict)
+    fields: dict[str, Literal["newest", "sender", "receiver"]] = Field(
+        default_factory=dict,
+        description="per-field policy (subject, status, tags, a custom field's sender name); "
+        "tags merge as sets unless named here",
+    )
 
     def for_field(self, name: str) -> Literal["newest", "sender", "receiver"]:
         return self.fields.get(name, self.default)

@@ -422,6 +422,10 @@ def _plan_fields(rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy) -
                         )
                     )
             continue
+        merges = name == "tags" and "tags" not in rules.agreement.conflicts.fields
+        if merges and s_changed and r_changed:
+            _merge_tags(rules, plan, sender, receiver, states)
+            continue
         winner, loser = _winner(rules, name, sender, receiver, s_changed, r_changed)
         won = states[winner.side.instance][name]
         lost = states[loser.side.instance][name]
@@ -452,6 +456,35 @@ def _plan_fields(rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy) -
         plan.fields.append(
             FieldWrite(loser.side.instance, winner.side.instance, local_name, lost, value)
         )
+
+
+def _merge_tags(
+    rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy, states: dict[str, Any]
+) -> None:
+    """Tags changed on both sides merge as sets: every addition and every removal made on
+    either side since its snapshot is kept, so no side's change is lost to the other's."""
+    merged: set[str] = set()
+    removed: set[str] = set()
+    for copy in (sender, receiver):
+        now = set(states[copy.side.instance]["tags"] or [])
+        before = set((copy.snapshot or {}).get("tags") or [])
+        merged |= now
+        removed |= before - now
+    result = sorted(merged - removed)
+    plan.notes.append(
+        Note(
+            "tags",
+            "info",
+            "both sides changed tags; merged as sets (additions and removals of both kept)",
+            field="tags",
+            after=result,
+        )
+    )
+    for copy in (sender, receiver):
+        current = states[copy.side.instance]["tags"] or []
+        if current != result and _target_holds("tags", copy.side):
+            other = rules.other(copy.side).instance
+            plan.fields.append(FieldWrite(copy.side.instance, other, "tags", current, result))
 
 
 def _winner(
