@@ -475,7 +475,8 @@ def _explain(config: LoadedConfig, store: StateStore, ticket: str) -> None:
         shared_uuid = ticket
     links = read.links(shared_uuid)
     if not links:
-        raise UsageFailure(f"no shared ticket {shared_uuid!r} in the state store")
+        click.echo(f"error: no shared ticket {shared_uuid!r} in the state store", err=True)
+        sys.exit(EXIT_PARKED)
     origin = read.shared_ticket_origin(shared_uuid)
     click.echo(f"shared ticket {shared_uuid}")
     if origin:
@@ -512,7 +513,7 @@ def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> Non
         record = engine.adapter(instance).get(local_id)
         if record is None:
             click.echo(f"{instance} has no ticket {local_id}.")
-            return
+            sys.exit(EXIT_PARKED)  # nothing to explain: a script must not read this as success
         document = {
             "subject": record.subject,
             "status": record.status,

@@ -429,6 +429,16 @@ def test_explain_of_an_unshared_ticket_says_whether_it_will_be_shared(cli):
     assert "ab: matches; it will be shared on the next run" in result.stdout
 
 
+def test_explain_of_a_ticket_that_does_not_exist_exits_1(cli):
+    missing_here = cli("explain", "A:424242")
+    unknown_uuid = cli("explain", "0" * 40)
+
+    assert missing_here.exit_code == 1
+    assert "A has no ticket 424242." in missing_here.stdout
+    assert unknown_uuid.exit_code == 1
+    assert "no shared ticket" in unknown_uuid.stderr
+
+
 def test_explain_of_an_unknown_instance_exits_2(cli):
     result = cli("explain", "Z:1")
 
