@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 __all__ = ["StateStoreError", "check_store", "opening_errors"]
 
@@ -51,6 +51,8 @@ def opening_errors(url: str) -> Iterator[None]:
         raise StateStoreError(_unknown_dialect(parsed, shown)) from None
     except ImportError as error:
         raise StateStoreError(_missing_driver(error, shown)) from None
+    except IntegrityError:
+        raise  # a bug in a migration step, not a problem of the operator's making
     except DBAPIError as error:
         raise StateStoreError(_database_error(parsed, shown, error)) from None
     except OSError as error:
