@@ -1,5 +1,6 @@
 """The state store (SQLAlchemy Core): SQLite by default, PostgreSQL when workers share the work."""
 
+from nhd_bridge.core.state.opening import StateStoreError, check_store
 from nhd_bridge.core.state.store import (
     AgreementHealth,
     AgreementRow,
@@ -19,7 +20,9 @@ __all__ = [
     "LinkRow",
     "ParkedRow",
     "StateStore",
+    "StateStoreError",
     "StateTx",
+    "check_store",
     "stored_utc",
     "utcnow",
 ]

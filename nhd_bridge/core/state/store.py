@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from nhd_bridge.core.state import schema
+from nhd_bridge.core.state.opening import opening_errors
 from nhd_bridge.core.state.schema import (
     agreement_health,
     agreement_tickets,
@@ -128,8 +129,10 @@ class StateStore:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine: Engine = _make_engine(url)
-        schema.migrate(self.engine)
+        # Any problem with the URL, the file or the server is one StateStoreError line.
+        with opening_errors(url):
+            self.engine: Engine = _make_engine(url)
+            schema.migrate(self.engine)
 
     def __repr__(self) -> str:
         return f"<StateStore {self.engine.url.render_as_string(hide_password=True)}>"
