@@ -252,25 +252,31 @@ def plan(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Show what the next run would write. Nothing is written."""
     config = load(ctx)
     planned: list[dict[str, Any]] = []
+    unread: list[str] = []
     with engine_for(config) as engine:
         for name in _agreements(config, names):
             try:
-                _, items = engine.plan(name)
+                summary, items = engine.plan(name)
             except AgreementRefused as error:
                 raise UsageFailure(str(error)) from None
             planned += _described(name, items)
+            unread += [f"{name}: {error}" for error in summary.errors]
+    # What could not be read is never "in sync": it is said, and the exit code is 1.
+    for error in unread:
+        click.echo(f"error: {error}", err=True)
     if as_json:
         for entry in planned:
             del entry["described"]
         click.echo(json.dumps(planned, indent=2, default=str))
-        return
-    if not planned:
+    elif planned:
+        for entry in planned:
+            click.echo(f"{entry['agreement']}: ticket {entry['shared_uuid'][:12]}")
+            for action in entry["described"]:
+                click.echo(f"  - {action}")
+    elif not unread:
         click.echo("nothing to do: every shared ticket is in sync")
-        return
-    for entry in planned:
-        click.echo(f"{entry['agreement']}: ticket {entry['shared_uuid'][:12]}")
-        for action in entry["described"]:
-            click.echo(f"  - {action}")
+    if unread:
+        sys.exit(EXIT_PARKED)
 
 
 @main.command(name="log")

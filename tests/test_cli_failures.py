@@ -66,3 +66,17 @@ def test_sync_exits_1_while_a_ticket_parked_earlier_waits(bridge_file):
     again = sync(bridge_file)  # nothing new fails, but the comment still waits
 
     assert again.exit_code == 1
+
+
+def test_plan_against_a_tracker_it_cannot_read_says_so_and_exits_1(bridge_file):
+    FakeTracker.named("A").fail_next("changed_since", TransientError("connection refused"))
+
+    result = CliRunner().invoke(main, ["-c", str(bridge_file), "plan"])
+
+    assert result.exit_code == 1
+    assert "connection refused" in result.output
+    assert "in sync" not in result.output
+
+    FakeTracker.named("A").fail_next("changed_since", TransientError("connection refused"))
+    as_json = CliRunner().invoke(main, ["-c", str(bridge_file), "plan", "--json"])
+    assert as_json.exit_code == 1

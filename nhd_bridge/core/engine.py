@@ -35,7 +35,7 @@ from nhd_bridge.core.adapter import (
     TicketRecord,
     TransientError,
 )
-from nhd_bridge.core.config import AgreementConfig, LoadedConfig
+from nhd_bridge.core.config import AgreementConfig, LoadedConfig, status_map_problems
 from nhd_bridge.core.model import nhd_uuid
 from nhd_bridge.core.planner import (
     Copy,
@@ -864,21 +864,22 @@ class SyncEngine:
 
 
 def _check_status_maps(name: str, rules: Rules) -> None:
-    """A status map naming a status the target does not have would fail on every write."""
-    maps = rules.agreement.status_map
-    for way, table, target in (
-        ("outbound", maps.outbound, rules.receiver),
-        ("inbound", maps.inbound, rules.sender),
-    ):
-        known = target.capabilities.statuses
-        if table is None or known is None:
-            continue
-        unknown = sorted({value for value in table.values() if value not in known})
-        if unknown:
-            raise AgreementRefused(
-                f"agreement {name}: status_map.{way} maps to {', '.join(map(repr, unknown))}, "
-                f"which {target.instance} does not have; its statuses: {', '.join(known)}"
-            )
+    """Refuse what ``validate`` refuses (one check serves both): a status map naming a status
+    the target does not have would fail on every write; one naming a status the source does not
+    have would never match."""
+    errors = [
+        problem
+        for problem in status_map_problems(
+            name,
+            rules.agreement,
+            rules.sender.capabilities.statuses,
+            rules.receiver.capabilities.statuses,
+        )
+        if problem.level == "error"
+    ]
+    if errors:
+        where = ".".join(errors[0].path[2:])
+        raise AgreementRefused(f"agreement {name}: {where}: {errors[0].message}")
 
 
 def _dead_local_process(holder: str) -> bool:
