@@ -679,6 +679,7 @@ class SyncEngine:
         missing_links = [(u, side.instance, lid) for u, lid in missing]
         if other_link is not None and other_link.state == "orphaned":
             return  # the other copy was deleted; the journal said so when it was found
+        other_record: TicketRecord | None = None
         if other_link is not None and other_link.local_id is not None:
             try:
                 other_record = self.adapter(other_side.instance).get(other_link.local_id)
@@ -689,6 +690,21 @@ class SyncEngine:
             if other_record is None:
                 self._orphan(summary, shared_uuid, other_side.instance, other_link.local_id)
                 return
+        elif other_link is not None:
+            # A create on the other side is still pending (its recovery lookup failed): creating
+            # now could make a second copy. Wait until recovery has found it or ruled it out.
+            summary.skipped["waiting for crash recovery"] += 1
+            return
+        elif side.role == "receiver":
+            return  # the sender's copy is gone; the sender pass handles it
+        else:
+            try:
+                other_record = self._existing_copy(run, side, shared_uuid, record)
+            except AdapterError as error:
+                self._park(rules, summary, shared_uuid, side.instance, record.local_id, error)
+                self._note_outcome(run, error)
+                return
+        if other_record is not None:
             other_uuids, other_missing, other_duplicates = comment_uuids(
                 other_record, other_side, links.get(other_side.instance, {})
             )
@@ -702,13 +718,6 @@ class SyncEngine:
                 other_uuids,
             )
             missing_links += [(u, other_side.instance, lid) for u, lid in other_missing]
-        elif other_link is not None:
-            # A create on the other side is still pending (its recovery lookup failed): creating
-            # now could make a second copy. Wait until recovery has found it or ruled it out.
-            summary.skipped["waiting for crash recovery"] += 1
-            return
-        elif side.role == "receiver":
-            return  # the sender's copy is gone; the sender pass handles it
         if side.role == "sender":
             plan = plan_ticket(rules, shared_uuid, copy, counterpart)
             sender_local = record.local_id
@@ -726,6 +735,39 @@ class SyncEngine:
                 new_comment_links=missing_links,
             )
         )
+
+    def _existing_copy(
+        self, run: _Run, side: Side, shared_uuid: str, record: TicketRecord
+    ) -> TicketRecord | None:
+        """Before a ticket is shared, the receiver is asked for a copy already carrying its uuid:
+        one made before the state store was lost or replaced, or by another installation. It is
+        adopted — linked, and planned as a counterpart so that its comments are matched by
+        their breadcrumbs — instead of created a second time."""
+        receiver = run.rules.other(side).instance
+        found = self.adapter(receiver).find_by_shared_uuid(shared_uuid)
+        if found is None or run.dry_run:
+            return found
+        with self.store.transaction() as tx:
+            tx.add_shared_ticket(shared_uuid, side.instance, record.human_id or record.local_id)
+            tx.put_link(shared_uuid, side.instance, record.local_id, "linked")
+            displaced = tx.put_link(shared_uuid, receiver, found.local_id, "linked")
+            release_reused_id(tx, run.summary, receiver, found.local_id, displaced)
+            tx.share(run.name, shared_uuid)
+            tx.record(
+                journal_entry(
+                    run.summary,
+                    action="adopt",
+                    outcome="info",
+                    source=side.instance,
+                    target=receiver,
+                    shared_uuid=shared_uuid,
+                    local_id=found.local_id,
+                    reason=f"{receiver} already holds {found.local_id}, a copy of "
+                    f"{record.local_id} carrying its uuid (made before the state store was lost "
+                    "or replaced): adopted and linked instead of created again",
+                )
+            )
+        return found
 
     def _without_duplicates(
         self,
