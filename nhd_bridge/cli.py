@@ -32,6 +32,7 @@ from nhd_bridge.core.plugins import PluginError, Plugins
 from nhd_bridge.core.redaction import install_log_redaction
 from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.state import JournalEntry, StateStore, StateStoreError, check_store
+from nhd_bridge.core.state.opening import stored_bindings
 from nhd_bridge.core.terminal import SafeConsole, neutralise, neutralised_output
 
 EXIT_OK, EXIT_PARKED, EXIT_USAGE = 0, 1, 2
@@ -112,6 +113,12 @@ def validate(ctx: click.Context, show: bool) -> None:
         document = config.bridge.model_dump(mode="json")
         for name, adapter_config in config.adapter_configs.items():
             document["instances"][name].update(_redacted(adapter_config.model_dump()))
+        # An agreement accepted or invited through the CLI is bound in the store, not the YAML.
+        for name, uuid in stored_bindings(config.state_url).items():
+            shown = document["instances"].get(name)
+            if shown is not None and not shown.get("agreement"):
+                shown["agreement"] = uuid
+                shown["agreement_from"] = "state store (bound by agreements accept/invite)"
         # Only the document on stdout, so that `validate --show > loaded.json` is valid JSON.
         click.echo(json.dumps(_redacted(document), indent=2, default=str))
     bridge = config.bridge

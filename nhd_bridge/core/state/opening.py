@@ -13,9 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 
 __all__ = ["StateStoreError", "check_store", "opening_errors"]
 
@@ -78,6 +84,31 @@ def check_store(url: str) -> str:
         finally:
             engine.dispose()
     return shown
+
+
+def stored_bindings(url: str) -> dict[str, str]:
+    """The nhd instances that ``agreements accept``/``invite`` bound to an agreement, read from
+    a store that already exists: ``{instance: agreement uuid}``. Creates and migrates nothing
+    (``validate`` must not), and a store it cannot read has no bindings to show."""
+    parsed = parse_url(url)
+    path = _sqlite_file(parsed)
+    if path is not None and not path.exists():
+        return {}
+    from nhd_bridge.core.state.schema import wire_bindings
+
+    engine = create_engine(parsed)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table(wire_bindings.name):
+                return {}
+            rows = connection.execute(
+                select(wire_bindings.c.instance, wire_bindings.c.agreement_uuid)
+            )
+            return {instance: uuid for instance, uuid in rows}
+    except SQLAlchemyError:
+        return {}
+    finally:
+        engine.dispose()
 
 
 def parse_url(url: str) -> URL:
