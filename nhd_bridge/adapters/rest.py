@@ -38,7 +38,9 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 
 import httpx
@@ -66,7 +68,7 @@ from nhd_bridge.core.model import Actor, parse_timestamp
 
 __all__ = ["RestAdapter", "RestConfig", "nhd_register_adapters"]
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 # The cursor keeps fingerprints of at most this many tickets from the lookback window; beyond
 # that, tickets are simply read again (correct, only slower).
 MAX_CURSOR_FINGERPRINTS = 2000
@@ -159,31 +161,86 @@ class RestAdapter(Adapter):
     # --- reading --------------------------------------------------------------------------------
 
     def changed_since(self, cursor: str | None) -> Iterator[ChangePage]:
-        since, seen = _parse_cursor(cursor)
+        """Tickets changed since the cursor, a page at a time.
+
+        Each page's cursor covers only what was yielded so far: committed after that page's
+        tickets are written, it never skips a ticket of a later page. With keyset paging (a
+        stable order by id, ADR 0006) it holds where the read is (``resume``) and the cursor of
+        the read as it started; the last page, empty, carries the next read's cursor. A ticket
+        whose ``updated_at`` in the list is the one an earlier read saw, read after that second
+        had passed (the tracker's ``Date``), is not read again (``refetch`` costs nothing idle).
+        """
+        state = _parse_cursor(cursor)
+        since, seen, resume = state.since, state.seen, state.resume
         lookback = timedelta(seconds=self.config.changes.lookback_seconds)
         query_since = since - lookback if since is not None else None
         context = self._context(since=self._send_date(query_since))
-        newest = since
-        for items in self.client.pages(
-            self.config.operations.list_changed, context, what="listing changed tickets"
-        ):
+        operation = self.config.operations.list_changed
+        keyset = operation.pagination.style == "keyset"
+        newest = resume.newest if resume else since
+        started = resume.started if resume else None
+        start_key = resume.key if resume else None
+        pages = self.client.read_pages(
+            operation, context, what="listing changed tickets", start_key=start_key
+        )
+        for items, answer in pages:
+            if started is None:
+                started = _server_date(answer.response)
             tickets: list[TicketRecord] = []
             for listed in items:
+                local_id = self._id_of(listed)
                 document = listed
+                read_at = started
                 if self.config.changes.refetch:
-                    document = self._document(self._id_of(listed))
-                    if document is None:
+                    if self._unchanged_since_read(listed, seen.get(local_id), lookback):
+                        continue
+                    fetched = self._document_answer(local_id)
+                    if fetched is None:
                         continue  # deleted between the list and the read
-                local_id = self._id_of(document)
+                    document, read_at = fetched
                 fingerprint = _fingerprint(document)
-                if seen.get(local_id, (None,))[0] == fingerprint:
-                    continue  # read before, unchanged: the lookback overlap
                 record = self._record(document)
+                unchanged = seen.get(local_id, Seen("", "")).fingerprint == fingerprint
+                seen[local_id] = Seen(fingerprint, record.updated_at.isoformat(), _iso(read_at))
+                if unchanged:
+                    continue  # read before, unchanged: the lookback overlap
                 tickets.append(record)
-                seen[local_id] = (fingerprint, record.updated_at.isoformat())
                 if newest is None or record.updated_at > newest:
                     newest = record.updated_at
-            yield ChangePage(tickets, _cursor(newest, seen, lookback))
+            if keyset:
+                key = search(operation.pagination.key, items[-1]) if items else start_key
+                start_key = key
+                if key is None:
+                    yield ChangePage(tickets, _cursor(since, seen, lookback))
+                    continue
+                progress = Resume(key=key, newest=newest, started=started)
+                yield ChangePage(tickets, _cursor(since, seen, lookback, progress))
+            else:
+                yield ChangePage(tickets, _cursor(newest, seen, lookback))
+        if keyset:
+            # An issue updated during the read, behind the read's position, has an updated_at
+            # after the read began: the next read starts there, not at the newest seen.
+            following = newest
+            if newest is not None and started is not None:
+                following = min(newest, started)
+            yield ChangePage([], _cursor(following, seen, lookback))
+
+    def _unchanged_since_read(
+        self, listed: Any, prior: Seen | None, lookback: timedelta
+    ) -> bool:
+        """Whether a listed ticket is the one read before: same ``updated_at``, and that read
+        came after the second of that ``updated_at`` (and the lookback) had passed, so no later
+        change can hide behind the same second."""
+        if prior is None or prior.read_at is None:
+            return False
+        try:
+            listed_updated = self._date(search(self.config.ticket.updated_at, listed))
+        except (TemplateError, ValueError, TypeError):
+            return False
+        if listed_updated is None or listed_updated != parse_timestamp(prior.updated_at):
+            return False
+        margin = timedelta(seconds=1) + lookback
+        return parse_timestamp(prior.read_at) >= listed_updated + margin
 
     def get(self, local_id: str) -> TicketRecord | None:
         document = self._document(local_id)
@@ -318,6 +375,11 @@ class RestAdapter(Adapter):
     # --- helpers: calls -------------------------------------------------------------------------
 
     def _document(self, local_id: str) -> Any:
+        fetched = self._document_answer(local_id)
+        return None if fetched is None else fetched[0]
+
+    def _document_answer(self, local_id: str) -> tuple[dict[str, Any], datetime | None] | None:
+        """The ticket's document and the tracker's ``Date`` of the answer (when it was read)."""
         operation = self.config.operations.get
         answer = self.client.call(
             operation,
@@ -333,7 +395,7 @@ class RestAdapter(Adapter):
                 f"reading ticket {local_id}: operations.get.result gave "
                 f"{type(document).__name__}, not an object; check it against the API's answer"
             )
-        return document
+        return document, _server_date(answer.response)
 
     def _upload(self, local_id: str, draft: CommentDraft) -> list[dict[str, Any]]:
         operation = self.config.operations.upload_attachment
@@ -582,37 +644,100 @@ def _fingerprint(document: Any) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _parse_cursor(
-    cursor: str | None,
-) -> tuple[datetime | None, dict[str, tuple[str, str]]]:
+@dataclass(frozen=True)
+class Seen:
+    """A ticket as a read saw it: its fingerprint, its ``updated_at``, when the tracker answered."""
+
+    fingerprint: str
+    updated_at: str
+    read_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where an unfinished keyset read is: the last key yielded, the newest ``updated_at`` so far
+    and the tracker's time when the read began."""
+
+    key: Any
+    newest: datetime | None
+    started: datetime | None
+
+
+@dataclass
+class CursorState:
+    since: datetime | None
+    seen: dict[str, Seen]
+    resume: Resume | None
+
+
+def _parse_cursor(cursor: str | None) -> CursorState:
     if not cursor:
-        return None, {}
+        return CursorState(None, {}, None)
     try:
         data = json.loads(cursor)
         since = parse_timestamp(data["since"]) if data.get("since") else None
-        seen = {str(k): (str(v[0]), str(v[1])) for k, v in (data.get("seen") or {}).items()}
+        seen = {
+            str(k): Seen(str(v[0]), str(v[1]), str(v[2]) if len(v) > 2 and v[2] else None)
+            for k, v in (data.get("seen") or {}).items()
+        }
+        resume = None
+        if data.get("resume"):
+            raw = data["resume"]
+            resume = Resume(
+                key=raw["key"],
+                newest=parse_timestamp(raw["newest"]) if raw.get("newest") else None,
+                started=parse_timestamp(raw["started"]) if raw.get("started") else None,
+            )
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         raise PermanentError(
             f"the stored cursor {cursor[:80]!r} was not written by the REST adapter; reset this "
             "instance's cursor to read everything again"
         ) from None
-    return since, seen
+    return CursorState(since, seen, resume)
 
 
-def _cursor(newest: datetime | None, seen: dict[str, tuple[str, str]], lookback: timedelta) -> str:
-    kept: dict[str, tuple[str, str]] = {}
-    if newest is not None:
-        horizon = newest - lookback
-        recent = [(k, v) for k, v in seen.items() if parse_timestamp(v[1]) >= horizon]
-        recent.sort(key=lambda item: item[1][1], reverse=True)
+def _cursor(
+    since: datetime | None,
+    seen: dict[str, Seen],
+    lookback: timedelta,
+    resume: Resume | None = None,
+) -> str:
+    kept: dict[str, Seen] = {}
+    if since is not None:
+        horizon = since - lookback
+        recent = [(k, v) for k, v in seen.items() if parse_timestamp(v.updated_at) >= horizon]
+        recent.sort(key=lambda item: item[1].updated_at, reverse=True)
         kept = dict(recent[:MAX_CURSOR_FINGERPRINTS])
-        seen.clear()
-        seen.update(kept)
-    return json.dumps(
-        {
-            "v": CURSOR_VERSION,
-            "since": newest.isoformat() if newest is not None else None,
-            "seen": {k: list(v) for k, v in kept.items()},
-        },
-        separators=(",", ":"),
-    )
+        if resume is None:
+            seen.clear()
+            seen.update(kept)
+    if resume is not None:
+        # Mid-read: what this read saw is kept whole until it ends (the window is not known).
+        kept = dict(list(seen.items())[-MAX_CURSOR_FINGERPRINTS:])
+    data: dict[str, Any] = {
+        "v": CURSOR_VERSION,
+        "since": since.isoformat() if since is not None else None,
+        "seen": {k: [v.fingerprint, v.updated_at, v.read_at] for k, v in kept.items()},
+    }
+    if resume is not None:
+        data["resume"] = {
+            "key": resume.key,
+            "newest": _iso(resume.newest),
+            "started": _iso(resume.started),
+        }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _server_date(response: httpx.Response) -> datetime | None:
+    """The tracker's clock, from the answer's ``Date`` header (whole seconds, rounded down)."""
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
