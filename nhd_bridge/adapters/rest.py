@@ -35,18 +35,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, BinaryIO
 
 import httpx
 
 from nhd_bridge.adapters.rest_config import BasicAuth, Operation, RestConfig
-from nhd_bridge.adapters.rest_http import RestClient
+from nhd_bridge.adapters.rest_http import AmbiguousWrite, RestClient
 from nhd_bridge.adapters.rest_template import TemplateError, search
 from nhd_bridge.core.adapter import (
     Adapter,
@@ -62,17 +64,22 @@ from nhd_bridge.core.adapter import (
     TicketChanges,
     TicketDraft,
     TicketRecord,
+    TransientError,
 )
 from nhd_bridge.core.hookspecs import hookimpl
 from nhd_bridge.core.model import Actor, parse_timestamp
 
 __all__ = ["RestAdapter", "RestConfig", "nhd_register_adapters"]
 
+log = logging.getLogger(__name__)
+
 CURSOR_VERSION = 2
 # The cursor keeps fingerprints of at most this many tickets from the lookback window; beyond
 # that, tickets are simply read again (correct, only slower).
 MAX_CURSOR_FINGERPRINTS = 2000
 ISO_SEND_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The local id of the comment a ticket's description is read as (ticket.description).
+DESCRIPTION_PREFIX = "description-"
 
 
 class RestAdapter(Adapter):
@@ -208,6 +215,8 @@ class RestAdapter(Adapter):
                 if newest is None or record.updated_at > newest:
                     newest = record.updated_at
             if keyset:
+                # Across pages the order is the key's (ids); within a page, oldest change first.
+                tickets.sort(key=lambda ticket: ticket.updated_at)
                 key = search(operation.pagination.key, items[-1]) if items else start_key
                 start_key = key
                 if key is None:
@@ -264,28 +273,64 @@ class RestAdapter(Adapter):
     # --- writing --------------------------------------------------------------------------------
 
     def create(self, draft: TicketDraft) -> TicketRecord:
+        """Create, then return the ticket as the tracker holds it.
+
+        A lost answer (:class:`AmbiguousWrite`) is resolved by the breadcrumb: the ticket found
+        by ``find_by_uuid`` is the one created; only when none is found is it written again. A
+        field the tracker ignores on create (``create_ignores``) is set by an update right after,
+        and the ticket read again: the record returned is the truth, never the wish."""
+        status = self._to_tracker("status", draft.status)
         context = self._context(
             shared_uuid=draft.shared_uuid,
             marker=self._marker(self.config.ticket.marker, draft.shared_uuid),
             subject=draft.subject,
-            status=self._to_tracker("status", draft.status),
+            status=status,
             tags=list(draft.tags) if draft.tags is not None else None,
             custom_fields=self._custom_fields_out(draft.custom_fields),
             requester=draft.requester.model_dump() if draft.requester else None,
             requested_at=self._send_date(draft.requested_at),
             original_id=draft.original_id,
         )
-        answer = self.client.call(self.config.operations.create, context, what="creating a ticket")
-        local_id = self._result_id(self.config.operations.create, answer)
-        record = self.get(local_id) if local_id is not None else None
-        if record is None:
-            # No id in the answer (or not readable yet): the breadcrumb finds it.
-            record = self.find_by_shared_uuid(draft.shared_uuid)
+        operation = self.config.operations.create
+        what = "creating a ticket"
+        record = None
+        for attempt in (1, 2):
+            try:
+                answer = self.client.call(operation, context, what=what)
+            except AmbiguousWrite as error:
+                record = self._resolve(
+                    what, error, partial(self.find_by_shared_uuid, draft.shared_uuid)
+                )
+                if record is not None:
+                    break
+                if attempt == 2:
+                    raise
+                log.info("%s: no ticket carries %s: writing again", what, draft.shared_uuid)
+                continue
+            local_id = self._result_id(operation, answer)
+            record = self.get(local_id) if local_id is not None else None
+            if record is None:
+                # No id in the answer (or not readable yet): the breadcrumb finds it.
+                record = self.find_by_shared_uuid(draft.shared_uuid)
+            break
         if record is None:
             raise PermanentError(
                 "creating a ticket: the tracker accepted it but it cannot be read back; check "
                 "operations.create.result and operations.get"
             )
+        ignored = TicketChanges(
+            subject=draft.subject
+            if "subject" in self.config.create_ignores and record.subject != draft.subject
+            else None,
+            status=draft.status
+            if "status" in self.config.create_ignores
+            and draft.status is not None
+            and record.status != draft.status
+            else None,
+        )
+        if not ignored.is_empty():
+            self.update(record.local_id, ignored)
+            record = self.get(record.local_id) or record
         return record
 
     def update(self, local_id: str, changes: TicketChanges) -> None:
@@ -313,13 +358,27 @@ class RestAdapter(Adapter):
         self.client.call(operations.update, context, what=f"updating ticket {local_id}")
 
     def add_comment(self, local_id: str, draft: CommentDraft) -> str:
+        """Write a comment once, whatever the network does.
+
+        A lost answer (:class:`AmbiguousWrite`) of a write that is not idempotent is resolved
+        by the comment's breadcrumb: the ticket is read again and a comment carrying it is the
+        one written. Where a comment is its own object linked in a second call
+        (``link_comment``), an object carrying the breadcrumb that was never linked (a crash or
+        a lost answer between the two calls) is found by ``find_comment_by_uuid`` and linked,
+        not written again."""
         if not draft.public and not self.capabilities.private_comments:
             raise PermanentError(
                 f"{self.name} has no private comments (capabilities.private_comments is false); "
                 "a private comment is never written where everyone could read it"
             )
         operations = self.config.operations
-        attachments = self._upload(local_id, draft) if draft.attachments else []
+        what = f"adding a comment to ticket {local_id}"
+        comment_id = None
+        if operations.link_comment is not None and operations.find_comment_by_uuid is not None:
+            comment_id = self._comment_object_by_breadcrumb(draft.shared_uuid)
+        attachments: list[dict[str, Any]] = []
+        if comment_id is None and draft.attachments:
+            attachments = self._upload(local_id, draft)
         context = self._context(
             id=local_id,
             shared_uuid=draft.shared_uuid,
@@ -331,14 +390,33 @@ class RestAdapter(Adapter):
             authored_at=self._send_date(draft.authored_at),
             attachments=attachments,
         )
-        what = f"adding a comment to ticket {local_id}"
-        answer = self.client.call(operations.add_comment, context, what=what)
-        comment_id = self._result_id(operations.add_comment, answer)
+        for attempt in (1, 2):
+            if comment_id is not None:
+                break
+            try:
+                answer = self.client.call(operations.add_comment, context, what=what)
+            except AmbiguousWrite as error:
+                if operations.link_comment is not None:
+                    if operations.find_comment_by_uuid is None:
+                        raise  # no way to tell; the engine's next read decides
+                    find = partial(self._comment_object_by_breadcrumb, draft.shared_uuid)
+                else:
+                    find = partial(self._find_comment, local_id, draft.shared_uuid)
+                comment_id = self._resolve(what, error, find)
+                if comment_id is not None:
+                    break
+                if attempt == 2:
+                    raise
+                log.info("%s: no comment has %s: writing again", what, draft.shared_uuid)
+                continue
+            comment_id = self._result_id(operations.add_comment, answer)
+            if operations.link_comment is None and comment_id is None:
+                comment_id = self._comment_id_by_breadcrumb(local_id, draft.shared_uuid)
+            break
         if operations.link_comment is not None:
             context["comment"] = {"id": comment_id}
             self.client.call(operations.link_comment, context, what=f"{what} (linking it)")
-        if comment_id is None:
-            comment_id = self._comment_id_by_breadcrumb(local_id, draft.shared_uuid)
+        assert comment_id is not None
         return comment_id
 
     def edit_comment(self, local_id: str, comment_local_id: str, body: str) -> None:
@@ -438,11 +516,43 @@ class RestAdapter(Adapter):
             )
         return uploaded
 
-    def _comment_id_by_breadcrumb(self, local_id: str, shared_uuid: str) -> str:
+    def _resolve(self, what: str, error: AmbiguousWrite, find: Callable[[], Any]) -> Any:
+        """After a lost answer: what the tracker holds, found by its breadcrumb (``None``: the
+        write did not happen). A failed look-up is a :class:`TransientError`: the engine parks the
+        work, and its next read finds the breadcrumb if the write did happen."""
+        log.info("%s: %s; looking for its breadcrumb before writing again", what, error)
+        try:
+            return find()
+        except AdapterError as lookup:
+            raise TransientError(
+                f"{what}: the answer was lost ({error}) and looking for the breadcrumb failed "
+                f"({lookup}); it is looked for again before any new write"
+            ) from None
+
+    def _find_comment(self, local_id: str, shared_uuid: str) -> str | None:
         record = self.get(local_id)
         for comment in reversed(record.comments if record else []):
             if comment.shared_uuid == shared_uuid:
                 return comment.local_id
+        return None
+
+    def _comment_object_by_breadcrumb(self, shared_uuid: str) -> str | None:
+        """The id of a comment object carrying the breadcrumb, linked or not (two-step writes)."""
+        operation = self.config.operations.find_comment_by_uuid
+        assert operation is not None
+        context = self._context(shared_uuid=shared_uuid)
+        what = "finding a comment by breadcrumb"
+        for items in self.client.pages(operation, context, what=what):
+            for item in items:
+                comment = self._comment(item)
+                if comment.shared_uuid == shared_uuid:
+                    return comment.local_id
+        return None
+
+    def _comment_id_by_breadcrumb(self, local_id: str, shared_uuid: str) -> str:
+        found = self._find_comment(local_id, shared_uuid)
+        if found is not None:
+            return found
         raise PermanentError(
             f"adding a comment to ticket {local_id}: the tracker gave no comment id and the "
             "comment is not found by its breadcrumb; check operations.add_comment.result and "
@@ -505,13 +615,34 @@ class RestAdapter(Adapter):
                     str(name): self._from_tracker(str(name), value)
                     for name, value in dict(custom).items()
                 },
-                comments=self._comments(document, local_id),
+                comments=self._description(document, local_id) + self._comments(document, local_id),
                 shared_uuid=self._breadcrumb(search(mapping.shared_uuid, document), mapping.marker),
             )
         except (TemplateError, ValueError, TypeError) as error:
             raise PermanentError(
                 f"ticket {local_id} could not be read with the profile's mappings: {error}"
             ) from None
+
+    def _description(self, document: dict[str, Any], local_id: str) -> list[CommentRecord]:
+        """The ticket's description as its first comment (the NHD model has no description):
+        local id ``description-<ticket id>``, public, by the requester, at the creation time."""
+        mapping = self.config.ticket
+        if mapping.description is None:
+            return []
+        text = _text(search(mapping.description, document))
+        if mapping.marker:
+            text = _strip_marker(text, mapping.marker)
+        if not text.strip():
+            return []
+        return [
+            CommentRecord(
+                local_id=f"{DESCRIPTION_PREFIX}{local_id}",
+                body=text,
+                public=True,
+                author=_actor(search(mapping.requester, document)),
+                authored_at=self._date(search(mapping.requested_at, document)),
+            )
+        ]
 
     def _comments(self, document: dict[str, Any], local_id: str) -> list[CommentRecord]:
         operation = self.config.operations.list_comments
@@ -530,11 +661,14 @@ class RestAdapter(Adapter):
     def _comment(self, document: Any) -> CommentRecord:
         mapping = self.config.comment
         body = _text(search(mapping.body, document))
-        shared_uuid = self._breadcrumb(
-            search(mapping.shared_uuid, document) if mapping.shared_uuid else body, mapping.marker
-        )
-        if mapping.marker:
-            body = _strip_marker(body, mapping.marker)
+        if mapping.shared_uuid or not mapping.marker:
+            shared_uuid = self._breadcrumb(search(mapping.shared_uuid, document), mapping.marker)
+        else:
+            # Only where the bridge puts it: the body's last line, exactly. A person quoting a
+            # bridged comment ("> [nhd:...]") writes a new comment, never the quoted one.
+            shared_uuid = _last_line_marker(body, mapping.marker)
+        if mapping.marker and shared_uuid is not None and not mapping.shared_uuid:
+            body = "\n".join(body.splitlines()[:-1]).rstrip()
         refs = search(mapping.attachments, document) or []
         return CommentRecord(
             local_id=str(search(mapping.id, document)),
@@ -561,8 +695,13 @@ class RestAdapter(Adapter):
             return None
         if marker is None:
             return str(value)
-        found = _marker_pattern(marker).search(str(value))
-        return found["uuid"] if found else None
+        # A line of its own that is the marker, never one quoted ("> <!-- nhd:... -->").
+        pattern = _marker_pattern(marker)
+        for line in str(value).splitlines():
+            found = pattern.fullmatch(line.strip())
+            if found:
+                return found["uuid"]
+        return None
 
     def _marker(self, marker: str | None, shared_uuid: str | None) -> str | None:
         if marker is None or shared_uuid is None:
@@ -635,8 +774,17 @@ def _marker_pattern(marker: str) -> re.Pattern[str]:
     return re.compile(re.escape(before) + r"(?P<uuid>[A-Za-z0-9_.:-]+)" + re.escape(after))
 
 
+def _last_line_marker(body: str, marker: str) -> str | None:
+    lines = body.rstrip().splitlines()
+    found = _marker_pattern(marker).fullmatch(lines[-1].strip()) if lines else None
+    return found["uuid"] if found else None
+
+
 def _strip_marker(body: str, marker: str) -> str:
-    return _marker_pattern(marker).sub("", body).rstrip()
+    """The text without the bridge's marker lines (a ticket body: GitHub's description)."""
+    pattern = _marker_pattern(marker)
+    kept = [line for line in body.splitlines() if not pattern.fullmatch(line.strip())]
+    return "\n".join(kept).rstrip()
 
 
 def _fingerprint(document: Any) -> str:
