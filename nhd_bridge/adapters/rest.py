@@ -276,7 +276,8 @@ class RestAdapter(Adapter):
         """Create, then return the ticket as the tracker holds it.
 
         A lost answer (:class:`AmbiguousWrite`) is resolved by the breadcrumb: the ticket found
-        by ``find_by_uuid`` is the one created; only when none is found is it written again. A
+        by ``find_by_uuid`` is the one created; when none is found, the work is parked (see
+        :meth:`_resolve`), never written a second time blindly. A
         field the tracker ignores on create (``create_ignores``) is set by an update right after,
         and the ticket read again: the record returned is the truth, never the wish."""
         status = self._to_tracker("status", draft.status)
@@ -294,25 +295,17 @@ class RestAdapter(Adapter):
         operation = self.config.operations.create
         what = "creating a ticket"
         record = None
-        for attempt in (1, 2):
-            try:
-                answer = self.client.call(operation, context, what=what)
-            except AmbiguousWrite as error:
-                record = self._resolve(
-                    what, error, partial(self.find_by_shared_uuid, draft.shared_uuid)
-                )
-                if record is not None:
-                    break
-                if attempt == 2:
-                    raise
-                log.info("%s: no ticket carries %s: writing again", what, draft.shared_uuid)
-                continue
+        try:
+            answer = self.client.call(operation, context, what=what)
+        except AmbiguousWrite as error:
+            found = partial(self.find_by_shared_uuid, draft.shared_uuid)
+            record = self._resolve(what, error, found, draft.shared_uuid)
+        else:
             local_id = self._result_id(operation, answer)
             record = self.get(local_id) if local_id is not None else None
             if record is None:
                 # No id in the answer (or not readable yet): the breadcrumb finds it.
                 record = self.find_by_shared_uuid(draft.shared_uuid)
-            break
         if record is None:
             raise PermanentError(
                 "creating a ticket: the tracker accepted it but it cannot be read back; check "
@@ -362,10 +355,10 @@ class RestAdapter(Adapter):
 
         A lost answer (:class:`AmbiguousWrite`) of a write that is not idempotent is resolved
         by the comment's breadcrumb: the ticket is read again and a comment carrying it is the
-        one written. Where a comment is its own object linked in a second call
-        (``link_comment``), an object carrying the breadcrumb that was never linked (a crash or
-        a lost answer between the two calls) is found by ``find_comment_by_uuid`` and linked,
-        not written again."""
+        one written; none is parked (:meth:`_resolve`). Where a comment is its own object
+        linked in a second call (``link_comment``), an object carrying the breadcrumb that was
+        never linked (a crash or a lost answer between the two calls) is found by
+        ``find_comment_by_uuid`` and linked, not written again."""
         if not draft.public and not self.capabilities.private_comments:
             raise PermanentError(
                 f"{self.name} has no private comments (capabilities.private_comments is false); "
@@ -390,29 +383,21 @@ class RestAdapter(Adapter):
             authored_at=self._send_date(draft.authored_at),
             attachments=attachments,
         )
-        for attempt in (1, 2):
-            if comment_id is not None:
-                break
+        if comment_id is None:
             try:
                 answer = self.client.call(operations.add_comment, context, what=what)
             except AmbiguousWrite as error:
-                if operations.link_comment is not None:
-                    if operations.find_comment_by_uuid is None:
-                        raise  # no way to tell; the engine's next read decides
+                if operations.link_comment is None:
+                    find = partial(self._find_comment, local_id, draft.shared_uuid)
+                elif operations.find_comment_by_uuid is not None:
                     find = partial(self._comment_object_by_breadcrumb, draft.shared_uuid)
                 else:
-                    find = partial(self._find_comment, local_id, draft.shared_uuid)
-                comment_id = self._resolve(what, error, find)
-                if comment_id is not None:
-                    break
-                if attempt == 2:
-                    raise
-                log.info("%s: no comment has %s: writing again", what, draft.shared_uuid)
-                continue
-            comment_id = self._result_id(operations.add_comment, answer)
-            if operations.link_comment is None and comment_id is None:
-                comment_id = self._comment_id_by_breadcrumb(local_id, draft.shared_uuid)
-            break
+                    raise  # no way to tell here; the engine's next read decides
+                comment_id = self._resolve(what, error, find, draft.shared_uuid)
+            else:
+                comment_id = self._result_id(operations.add_comment, answer)
+                if operations.link_comment is None and comment_id is None:
+                    comment_id = self._comment_id_by_breadcrumb(local_id, draft.shared_uuid)
         if operations.link_comment is not None:
             context["comment"] = {"id": comment_id}
             self.client.call(operations.link_comment, context, what=f"{what} (linking it)")
@@ -516,18 +501,31 @@ class RestAdapter(Adapter):
             )
         return uploaded
 
-    def _resolve(self, what: str, error: AmbiguousWrite, find: Callable[[], Any]) -> Any:
-        """After a lost answer: what the tracker holds, found by its breadcrumb (``None``: the
-        write did not happen). A failed look-up is a :class:`TransientError`: the engine parks the
-        work, and its next read finds the breadcrumb if the write did happen."""
-        log.info("%s: %s; looking for its breadcrumb before writing again", what, error)
+    def _resolve(
+        self, what: str, error: AmbiguousWrite, find: Callable[[], Any], shared_uuid: str
+    ) -> Any:
+        """After a lost answer: what the tracker holds, found by its breadcrumb.
+
+        Not found is no proof the write did not happen: a request that timed out may still be
+        on its way, and a second write now would make two. So nothing is written again here:
+        a :class:`TransientError` parks the work, and the engine's next pass reads the ticket
+        first (a pending create is recovered by ``find_by_shared_uuid``, a comment whose
+        breadcrumb is there is not written again, ADR 0004) and writes only what is missing.
+        A failed look-up is a :class:`TransientError` too."""
+        log.info("%s: %s; looking for its breadcrumb %s", what, error, shared_uuid)
         try:
-            return find()
+            found = find()
         except AdapterError as lookup:
             raise TransientError(
                 f"{what}: the answer was lost ({error}) and looking for the breadcrumb failed "
                 f"({lookup}); it is looked for again before any new write"
             ) from None
+        if found is None:
+            raise TransientError(
+                f"{what}: the answer was lost ({error}) and nothing carries the breadcrumb "
+                f"{shared_uuid} yet; the next pass reads again before writing"
+            )
+        return found
 
     def _find_comment(self, local_id: str, shared_uuid: str) -> str | None:
         record = self.get(local_id)
