@@ -15,49 +15,42 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.redmine import RedmineServer
 
 from nhd_bridge.adapters.rest import RestAdapter, RestConfig
 from nhd_bridge.core.adapter import CommentDraft, TicketDraft, TransientError
 from nhd_bridge.testing.faultproxy import FaultProxy
 
-from .redmine_real import (  # noqa: F401  (fixtures)
-    RedmineProject,
-    redmine_project,
-    redmine_real_server,
-)
-
 NOTES_PUT = r"/issues/\d+\.json"
 
 
 @pytest.fixture
-def proxy(redmine_project: RedmineProject) -> Iterator[FaultProxy]:  # noqa: F811
-    with FaultProxy(redmine_project.url) as running:
+def proxy(redmine: RedmineServer) -> Iterator[FaultProxy]:
+    with FaultProxy(redmine.url) as running:
         yield running
 
 
-def adapter(project: RedmineProject, base_url: str, **overrides: Any) -> RestAdapter:
-    options: dict[str, Any] = {
-        "profile": "redmine",
-        "base_url": base_url,
-        "auth": {"type": "api_key", "name": "X-Redmine-API-Key", "key": project.api_key},
-        "vars": {"project_id": project.identifier, "uuid_field_id": project.uuid_field_id},
-        "retries": {"attempts": 3, "backoff_seconds": 0.01, "timeout_seconds": 10},
-    }
+def adapter(project: RedmineServer, base_url: str, **overrides: Any) -> RestAdapter:
+    options = project.instance_config(
+        base_url=base_url,
+        retries={"attempts": 3, "backoff_seconds": 0.01, "timeout_seconds": 10},
+    )
+    options.pop("kind")
     for key, value in overrides.items():
         options[key] = {**options.get(key, {}), **value} if isinstance(value, dict) else value
     return RestAdapter("redmine", RestConfig.model_validate(options))
 
 
-def journals_with(project: RedmineProject, issue_id: str, text: str) -> list[dict[str, Any]]:
+def journals_with(project: RedmineServer, issue_id: str, text: str) -> list[dict[str, Any]]:
     issue = project.api().get(f"issues/{issue_id}.json", params={"include": "journals"}).json()
     return [j for j in issue["issue"]["journals"] if text in (j.get("notes") or "")]
 
 
-def issues_with_uuid(project: RedmineProject, shared_uuid: str) -> list[dict[str, Any]]:
+def issues_with_uuid(project: RedmineServer, shared_uuid: str) -> list[dict[str, Any]]:
     answer = project.api().get(
         "issues.json",
         params={
-            "project_id": project.identifier,
+            "project_id": project.project,
             "status_id": "*",
             f"cf_{project.uuid_field_id}": shared_uuid,
         },
@@ -65,10 +58,10 @@ def issues_with_uuid(project: RedmineProject, shared_uuid: str) -> list[dict[str
     return answer.json()["issues"]
 
 
-def new_issue(project: RedmineProject, subject: str, **fields: Any) -> str:
+def new_issue(project: RedmineServer, subject: str, **fields: Any) -> str:
     answer = project.api().post(
         "issues.json",
-        json={"issue": {"project_id": project.identifier, "subject": subject, **fields}},
+        json={"issue": {"project_id": project.project, "subject": subject, **fields}},
     )
     answer.raise_for_status()
     return str(answer.json()["issue"]["id"])
@@ -86,37 +79,37 @@ def draft(text: str = "Hello from the other side") -> CommentDraft:
     [("lost_answer", {}), ("gateway_after", {"status": 502}), ("gateway_after", {"status": 504})],
 )
 def test_a_note_whose_answer_was_lost_is_one_journal(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
     proxy: FaultProxy,
     fault: str,
     extra: dict[str, Any],
 ) -> None:
-    issue_id = new_issue(redmine_project, "Lost answers")
-    rest = adapter(redmine_project, proxy.url)
+    issue_id = new_issue(redmine, "Lost answers")
+    rest = adapter(redmine, proxy.url)
     comment = draft()
     proxy.next(fault, method="PUT", path_regex=NOTES_PUT, **extra)  # type: ignore[arg-type]
     comment_id = rest.add_comment(issue_id, comment)
-    written = journals_with(redmine_project, issue_id, comment.shared_uuid)
+    written = journals_with(redmine, issue_id, comment.shared_uuid)
     assert len(written) == 1, f"{len(written)} journals for one comment"
     assert str(written[0]["id"]) == comment_id
     assert proxy.stats.faults[fault] == 1
 
 
 def test_a_note_still_on_its_way_when_the_client_gave_up_is_not_written_again(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
     proxy: FaultProxy,
 ) -> None:
     """The worst case: the client times out before Redmine even has the request. The look-up
     finds nothing yet, and writing again would make two: the adapter parks the work instead,
     and the engine's next read finds the breadcrumb (ADR 0004)."""
-    issue_id = new_issue(redmine_project, "Slow answers")
-    rest = adapter(redmine_project, proxy.url, retries={"timeout_seconds": 1.0})
+    issue_id = new_issue(redmine, "Slow answers")
+    rest = adapter(redmine, proxy.url, retries={"timeout_seconds": 1.0})
     comment = draft()
     proxy.next("delay", method="PUT", path_regex=NOTES_PUT, delay_seconds=2.0)
     with pytest.raises(TransientError, match="nothing carries the breadcrumb"):
         rest.add_comment(issue_id, comment)
     time.sleep(1.5)  # the delayed PUT reaches Redmine after the client gave up
-    written = journals_with(redmine_project, issue_id, comment.shared_uuid)
+    written = journals_with(redmine, issue_id, comment.shared_uuid)
     assert len(written) == 1
     record = rest.get(issue_id)
     assert record is not None
@@ -126,46 +119,46 @@ def test_a_note_still_on_its_way_when_the_client_gave_up_is_not_written_again(
 
 
 def test_a_lost_note_whose_lookup_fails_is_transient_and_not_written_again(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
     proxy: FaultProxy,
 ) -> None:
-    issue_id = new_issue(redmine_project, "Lost answer, then no reads")
-    rest = adapter(redmine_project, proxy.url)
+    issue_id = new_issue(redmine, "Lost answer, then no reads")
+    rest = adapter(redmine, proxy.url)
     comment = draft()
     proxy.next("lost_answer", method="PUT", path_regex=NOTES_PUT)
     proxy.next("server_error_before", method="GET", status=500, times=3)
     with pytest.raises(TransientError, match="looking for the breadcrumb failed"):
         rest.add_comment(issue_id, comment)
-    assert len(journals_with(redmine_project, issue_id, comment.shared_uuid)) == 1
+    assert len(journals_with(redmine, issue_id, comment.shared_uuid)) == 1
 
 
 def test_a_create_whose_answer_was_lost_is_one_issue(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
     proxy: FaultProxy,
 ) -> None:
-    rest = adapter(redmine_project, proxy.url)
+    rest = adapter(redmine, proxy.url)
     shared_uuid = str(uuid.uuid4())
     proxy.next("lost_answer", method="POST", path_regex=r"/issues\.json")
     record = rest.create(TicketDraft(shared_uuid=shared_uuid, subject="Created once"))
-    found = issues_with_uuid(redmine_project, shared_uuid)
+    found = issues_with_uuid(redmine, shared_uuid)
     assert [str(issue["id"]) for issue in found] == [record.local_id]
     assert record.shared_uuid == shared_uuid
 
 
 def test_a_create_that_failed_with_a_500_is_parked_and_written_once_later(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
     proxy: FaultProxy,
 ) -> None:
-    rest = adapter(redmine_project, proxy.url)
+    rest = adapter(redmine, proxy.url)
     ticket = TicketDraft(shared_uuid=str(uuid.uuid4()), subject="Created on the next pass")
     proxy.next("server_error_before", method="POST", path_regex=r"/issues\.json", status=500)
     with pytest.raises(TransientError):
         rest.create(ticket)
-    assert issues_with_uuid(redmine_project, ticket.shared_uuid) == []
+    assert issues_with_uuid(redmine, ticket.shared_uuid) == []
     # The engine's next pass: the pending link's look-up finds nothing, the create is redone.
     assert rest.find_by_shared_uuid(ticket.shared_uuid) is None
     record = rest.create(ticket)
-    assert [str(i["id"]) for i in issues_with_uuid(redmine_project, ticket.shared_uuid)] == [
+    assert [str(i["id"]) for i in issues_with_uuid(redmine, ticket.shared_uuid)] == [
         record.local_id
     ]
 
@@ -174,13 +167,13 @@ def test_a_create_that_failed_with_a_500_is_parked_and_written_once_later(
 
 
 def test_a_status_set_at_creation_is_what_redmine_holds(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
 ) -> None:
-    rest = adapter(redmine_project, redmine_project.url)
+    rest = adapter(redmine, redmine.url)
     record = rest.create(
         TicketDraft(shared_uuid=str(uuid.uuid4()), subject="Born busy", status="In Progress")
     )
-    held = redmine_project.api().get(f"issues/{record.local_id}.json").json()["issue"]
+    held = redmine.api().get(f"issues/{record.local_id}.json").json()["issue"]
     assert held["status"]["name"] == "In Progress"
     assert record.status == "In Progress"
 
@@ -189,17 +182,17 @@ def test_a_status_set_at_creation_is_what_redmine_holds(
 
 
 def test_a_quoted_reply_is_a_new_comment_and_the_original_stays(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
 ) -> None:
-    issue_id = new_issue(redmine_project, "Quoting")
-    rest = adapter(redmine_project, redmine_project.url)
+    issue_id = new_issue(redmine, "Quoting")
+    rest = adapter(redmine, redmine.url)
     original = draft("The printer is on fire.\nPlease advise.")
     original_id = rest.add_comment(issue_id, original)
-    written = journals_with(redmine_project, issue_id, original.shared_uuid)[0]["notes"]
+    written = journals_with(redmine, issue_id, original.shared_uuid)[0]["notes"]
     # What Redmine's "Quote" button puts in the editor: every line prefixed with "> ".
     quoted = "\n".join(f"> {line}" if line else ">" for line in written.splitlines())
     reply = f"Redmine Admin wrote:\n{quoted}\n\nHave you tried water?"
-    redmine_project.api().put(
+    redmine.api().put(
         f"issues/{issue_id}.json", json={"issue": {"notes": reply}}
     ).raise_for_status()
 
@@ -217,10 +210,10 @@ def test_a_quoted_reply_is_a_new_comment_and_the_original_stays(
 
 
 def test_the_description_is_read_as_the_first_comment(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
 ) -> None:
-    issue_id = new_issue(redmine_project, "Described", description="It beeps twice.")
-    rest = adapter(redmine_project, redmine_project.url)
+    issue_id = new_issue(redmine, "Described", description="It beeps twice.")
+    rest = adapter(redmine, redmine.url)
     rest.add_comment(issue_id, draft("A note"))
     record = rest.get(issue_id)
     assert record is not None
@@ -239,12 +232,12 @@ def test_the_description_is_read_as_the_first_comment(
 
 
 def test_an_issue_updated_between_two_pages_moves_no_other_issue_out_of_the_read(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
 ) -> None:
-    ids = [new_issue(redmine_project, f"Issue {n}") for n in range(7)]
+    ids = [new_issue(redmine, f"Issue {n}") for n in range(7)]
     rest = adapter(
-        redmine_project,
-        redmine_project.url,
+        redmine,
+        redmine.url,
         operations={"list_changed": {"pagination": {"page_size": 2}}},
     )
     seen: list[str] = []
@@ -252,30 +245,30 @@ def test_an_issue_updated_between_two_pages_moves_no_other_issue_out_of_the_read
         seen += [t.local_id for t in page.tickets]
         if number == 0:
             # Someone updates the first issue while the bridge reads the second page.
-            redmine_project.api().put(
+            redmine.api().put(
                 f"issues/{ids[0]}.json", json={"issue": {"subject": "Moved"}}
             ).raise_for_status()
     assert sorted(seen, key=int) == ids and len(seen) == len(set(seen))
 
 
 def test_a_read_interrupted_after_a_page_resumes_there_and_misses_nothing(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
 ) -> None:
-    ids = [new_issue(redmine_project, f"Issue {n}") for n in range(5)]
+    ids = [new_issue(redmine, f"Issue {n}") for n in range(5)]
     rest = adapter(
-        redmine_project,
-        redmine_project.url,
+        redmine,
+        redmine.url,
         operations={"list_changed": {"pagination": {"page_size": 2}}},
     )
     pages = rest.changed_since(None)
     first = next(pages)
     pages.close()  # the run stopped after committing the first page's cursor
-    redmine_project.api().put(
+    redmine.api().put(
         f"issues/{ids[0]}.json", json={"issue": {"notes": "while stopped"}}
     ).raise_for_status()
     rest = adapter(
-        redmine_project,
-        redmine_project.url,
+        redmine,
+        redmine.url,
         operations={"list_changed": {"pagination": {"page_size": 2}}},
     )
     cursor = first.cursor
@@ -294,12 +287,12 @@ def test_a_read_interrupted_after_a_page_resumes_there_and_misses_nothing(
 
 
 def test_a_429_inside_a_read_is_waited_out_and_the_read_completes(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
     proxy: FaultProxy,
 ) -> None:
-    ids = [new_issue(redmine_project, f"Issue {n}") for n in range(5)]
+    ids = [new_issue(redmine, f"Issue {n}") for n in range(5)]
     rest = adapter(
-        redmine_project,
+        redmine,
         proxy.url,
         operations={"list_changed": {"pagination": {"page_size": 2}}},
     )
@@ -311,12 +304,12 @@ def test_a_429_inside_a_read_is_waited_out_and_the_read_completes(
 
 
 def test_an_idle_poll_costs_one_request(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
     proxy: FaultProxy,
 ) -> None:
     for n in range(4):
-        new_issue(redmine_project, f"Issue {n}")
-    rest = adapter(redmine_project, proxy.url)
+        new_issue(redmine, f"Issue {n}")
+    rest = adapter(redmine, proxy.url)
     time.sleep(3.2)  # past the newest update's second and the lookback
     cursor = None
     for page in rest.changed_since(None):
@@ -328,14 +321,14 @@ def test_an_idle_poll_costs_one_request(
 
 
 def test_an_issue_changed_in_the_second_it_was_read_is_read_again(
-    redmine_project: RedmineProject,  # noqa: F811
+    redmine: RedmineServer,
 ) -> None:
-    issue_id = new_issue(redmine_project, "Busy second")
-    rest = adapter(redmine_project, redmine_project.url)
+    issue_id = new_issue(redmine, "Busy second")
+    rest = adapter(redmine, redmine.url)
     cursor = None
     for page in rest.changed_since(None):
         cursor = page.cursor
-    redmine_project.api().put(
+    redmine.api().put(
         f"issues/{issue_id}.json", json={"issue": {"notes": "right after"}}
     ).raise_for_status()
     again = [t for page in rest.changed_since(cursor) for t in page.tickets]
