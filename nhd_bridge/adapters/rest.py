@@ -323,8 +323,18 @@ class RestAdapter(Adapter):
             else None,
         )
         if not ignored.is_empty():
-            self.update(record.local_id, ignored)
-            record = self.get(record.local_id) or record
+            try:
+                self.update(record.local_id, ignored)
+                record = self.get(record.local_id) or record
+            except AdapterError as error:
+                # The ticket exists: returning it as it is (not raising) lets the engine link it
+                # and see that what it meant differs from what the tracker holds.
+                log.warning(
+                    "creating a ticket: %s ignores %s on create and setting it after failed: %s",
+                    self.name,
+                    ", ".join(self.config.create_ignores),
+                    error,
+                )
         return record
 
     def update(self, local_id: str, changes: TicketChanges) -> None:
