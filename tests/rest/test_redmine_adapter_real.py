@@ -178,6 +178,18 @@ def test_a_status_set_at_creation_is_what_redmine_holds(
     assert record.status == "In Progress"
 
 
+def test_a_status_that_could_not_be_set_after_the_create_is_reported_as_it_is(
+    redmine: RedmineServer, proxy: FaultProxy
+) -> None:
+    rest = adapter(redmine, proxy.url)
+    proxy.next("server_error_before", method="PUT", status=503, times=3)
+    record = rest.create(
+        TicketDraft(shared_uuid=str(uuid.uuid4()), subject="Born idle", status="In Progress")
+    )
+    held = redmine.api().get(f"issues/{record.local_id}.json").json()["issue"]
+    assert record.status == held["status"]["name"] == "New"
+
+
 # --- point 8: a quoted comment is a new comment -----------------------------------------------
 
 
