@@ -109,7 +109,10 @@ def main() -> None:
                 time.sleep(3.5)
                 report("second run (settles the first sync)", counted_run(config_path, proxy))
                 time.sleep(3.5)  # past the lookback: an issue read since is known unchanged
+                seen_before = len(proxy.history)
                 report("idle poll", counted_run(config_path, proxy))
+                for event in proxy.history[seen_before:]:
+                    print(f"  {event.method} {event.path.split('?')[0]}")
 
                 with server.api() as person:
                     listed = person.get(

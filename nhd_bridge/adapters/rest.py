@@ -18,6 +18,11 @@ How the contract maps onto a REST API:
   that overlap from coming back run after run, the cursor also holds a fingerprint of each ticket
   it returned inside the window; a ticket read again with the same fingerprint is not returned. A
   ticket that changed within the same second changes its fingerprint, so it is never missed.
+  Every page's cursor is safe to store once that page is written; with keyset paging (Redmine,
+  by id) a mid-read cursor resumes the read where it stopped (ADR 0006).
+- **Lost answers.** A write that is not idempotent is never repeated blindly: after a lost
+  answer its breadcrumb is looked for, and if it is not there the work is parked for the
+  engine's next pass, which reads before it writes (``_resolve``).
 - **Breadcrumbs** are a field (``ticket.shared_uuid``: a Roundup property, a Redmine custom field)
   or a text marker inside the body (``marker: "<!-- nhd:{uuid} -->"`` on GitHub), read back by
   the same mapping. ``find_by_shared_uuid`` checks each candidate's breadcrumb itself, so a search
