@@ -233,11 +233,12 @@ class RestAdapter(Adapter):
             else:
                 yield ChangePage(tickets, _cursor(newest, seen, lookback))
         if keyset:
-            # An issue updated during the read, behind the read's position, has an updated_at
-            # after the read began: the next read starts there, not at the newest seen.
-            following = newest
-            if newest is not None and started is not None:
-                following = min(newest, started)
+            # The next read starts when this one began, by the tracker's clock: every change
+            # made before then was listed (by id, nothing shifts), and one made during the read
+            # behind its position has a later updated_at. Starting at the newest updated_at
+            # seen instead would skip the latter, and re-list the last changes on every idle
+            # poll. The lookback covers commits that land late.
+            following = started if started is not None else newest
             yield ChangePage([], _cursor(following, seen, lookback))
 
     def _unchanged_since_read(
