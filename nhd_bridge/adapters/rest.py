@@ -58,6 +58,7 @@ from nhd_bridge.adapters.rest_template import TemplateError, search
 from nhd_bridge.core.adapter import (
     Adapter,
     AdapterConfig,
+    AdapterContext,
     AdapterError,
     AttachmentRef,
     ChangePage,
@@ -72,7 +73,7 @@ from nhd_bridge.core.adapter import (
     TransientError,
 )
 from nhd_bridge.core.hookspecs import hookimpl
-from nhd_bridge.core.model import Actor, parse_timestamp
+from nhd_bridge.core.model import Actor, nhd_uuid, parse_timestamp
 
 __all__ = ["RestAdapter", "RestConfig", "nhd_register_adapters"]
 
@@ -111,6 +112,18 @@ class RestAdapter(Adapter):
         self._transport = transport
         self._sleep = sleep
         self._client: RestClient | None = None
+        self._people_url: str | None = None
+
+    def attach(self, context: AdapterContext) -> None:
+        # The tracker's user ids ("redmine-user-7") are the same in every Redmine: a person's
+        # uuid is minted from this instance's sharing URL, as tickets and comments are (§4.4).
+        self._people_url = context.sharing_url
+
+    def tracker_identity(self) -> str:
+        # The API root and the profile's variables (the project): the same from every
+        # installation and after a lost state store.
+        scope = ",".join(f"{key}={value}" for key, value in sorted(self.config.vars.items()))
+        return f"rest/{self.config.base_url.rstrip('/')}/{scope}"
 
     def __repr__(self) -> str:
         profile = f" profile={self.config.profile}" if self.config.profile else ""
@@ -130,6 +143,9 @@ class RestAdapter(Adapter):
             self._client = None
 
     # --- preflight ------------------------------------------------------------------------------
+
+    def _person(self, value: Any) -> Actor | None:
+        return _actor(value, self._people_url)
 
     def check(self) -> list[CheckResult]:
         results: list[CheckResult] = []
@@ -623,7 +639,7 @@ class RestAdapter(Adapter):
                 status=self._from_tracker("status", search(mapping.status, document)) or "",
                 updated_at=updated,
                 requested_at=self._date(search(mapping.requested_at, document)),
-                requester=_actor(search(mapping.requester, document)),
+                requester=self._person(search(mapping.requester, document)),
                 human_id=None if human_id is None else str(human_id),
                 tags=[str(tag) for tag in tags],
                 custom_fields={
@@ -654,7 +670,7 @@ class RestAdapter(Adapter):
                 local_id=f"{DESCRIPTION_PREFIX}{local_id}",
                 body=text,
                 public=True,
-                author=_actor(search(mapping.requester, document)),
+                author=self._person(search(mapping.requester, document)),
                 authored_at=self._date(search(mapping.requested_at, document)),
             )
         ]
@@ -689,7 +705,7 @@ class RestAdapter(Adapter):
             local_id=str(search(mapping.id, document)),
             body=body,
             public=bool(search(mapping.public, document)),
-            author=_actor(search(mapping.author, document)),
+            author=self._person(search(mapping.author, document)),
             authored_at=self._date(search(mapping.authored_at, document)),
             html_body=search(mapping.html_body, document),
             attachments=[
@@ -774,11 +790,12 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _actor(value: Any) -> Actor | None:
+def _actor(value: Any, people_url: str | None) -> Actor | None:
     if not isinstance(value, dict) or value.get("uuid") in (None, ""):
         return None
+    uuid = str(value["uuid"])
     return Actor(
-        uuid=str(value["uuid"]),
+        uuid=nhd_uuid(people_url, "users", uuid) if people_url else uuid,
         name=_text(value.get("name")),
         role=value.get("role"),
     )

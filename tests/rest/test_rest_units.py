@@ -437,3 +437,25 @@ def test_a_failed_listing_raises_instead_of_returning_nothing() -> None:
     )
     with pytest.raises(TransientError, match="HTTP 503"):
         list(adapter.changed_since(None))
+
+
+def test_a_trackers_users_are_people_of_this_installation_and_identity_is_the_trackers() -> None:
+    from nhd_bridge.core.adapter import AdapterContext
+    from nhd_bridge.core.model import nhd_uuid
+
+    redmine = {
+        "profile": "redmine",
+        "base_url": "https://redmine.example/",
+        "auth": {"type": "api_key", "name": "X-Redmine-API-Key", "key": "k"},
+        "vars": {"project_id": "support", "uuid_field_id": 1},
+    }
+    people = []
+    for sharing_url in ("nhd-bridge://one", "nhd-bridge://two"):
+        adapter = RestAdapter("redmine", RestConfig.model_validate(redmine))
+        adapter.attach(AdapterContext("redmine", sharing_url, state=None))
+        people.append(adapter._person({"uuid": "redmine-user-1", "name": "Redmine Admin"}))
+    # "redmine-user-1" is the admin of every Redmine: two installations, two people.
+    assert people[0].uuid == nhd_uuid("nhd-bridge://one", "users", "redmine-user-1")
+    assert people[0].uuid != people[1].uuid
+    identity = RestAdapter("redmine", RestConfig.model_validate(redmine)).tracker_identity()
+    assert identity == "rest/https://redmine.example/project_id=support,uuid_field_id=1"
