@@ -67,6 +67,9 @@ KNOWN_ENGINE_BUGS: dict[str, str] = {
 }
 if os.environ.get("NHD_MODEL_ALL_FAULTS") == "1":
     KNOWN_ENGINE_BUGS = {}
+#: ``NHD_MODEL_ENABLE=write_faults,blind_retries`` turns the named gates off, one finding at a time.
+for _enabled in filter(None, os.environ.get("NHD_MODEL_ENABLE", "").split(",")):
+    KNOWN_ENGINE_BUGS.pop(_enabled, None)
 
 LOST_STORE = os.environ.get("NHD_MODEL_LOST_STORE") == "1"
 

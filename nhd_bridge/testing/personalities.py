@@ -1,7 +1,8 @@
-"""Presets of :class:`~nhd_bridge.testing.fake.Personality`: the fake tracker behaving like a real one.
+"""Presets of :class:`~nhd_bridge.testing.fake.Personality`: the fake behaving like a real tracker.
 
-Each preset is what the real tracker showed on this project's test machines (shared/redmine/NOTES.md,
-shared/roundup-notes.md, shared/rt5/NOTES.md) or, for Jira, what its REST API documents; the pins in
+Each preset is what the real tracker showed on this project's test machines
+(shared/redmine/NOTES.md, shared/roundup-notes.md, shared/rt5/NOTES.md) or, for Jira, what its
+REST API documents; the pins in
 ``tests/test_fake_personalities.py`` check the switches against a real Roundup (and a real Redmine
 where the harness runs). Use one with::
 
