@@ -17,6 +17,9 @@ from nhd_bridge.core.state import StateStore
 from nhd_bridge.testing import fake
 from nhd_bridge.testing.fake import FakeTracker
 
+# Real-Redmine fixtures (redmine_server, redmine, redmine_factory) for every test folder.
+pytest_plugins = ["support.redmine_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_fake_trackers() -> Iterator[None]:
