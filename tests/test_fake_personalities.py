@@ -308,3 +308,60 @@ def test_roundup_does_not_hand_out_a_retired_newest_id_again(roundup, tmp_path: 
     again = person.create_issue("third")
     assert int(again) > int(newest) > int(first)
     assert not ROUNDUP_LIKE.reuses_ids
+
+
+# --- pins against a real Redmine (the same scenario on the tracker and on the preset) -----------
+
+
+def redmine_create(client: httpx.Client, project: str, subject: str, **fields: object) -> dict:
+    answer = client.post(
+        "issues.json", json={"issue": {"project_id": project, "subject": subject, **fields}}
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["issue"]
+
+
+def test_redmine_and_its_preset_ignore_the_status_given_on_create(redmine):
+    with redmine.api() as client:
+        made = redmine_create(client, redmine.project, "wants to start in progress", status_id=2)
+    assert made["status"]["name"] == "New"  # the first status, whatever was asked
+
+    _, adapter = tracker_with(REDMINE_LIKE)
+    assert adapter.create(draft("solved")).status == STATUSES[0]
+
+
+def test_redmine_and_its_preset_append_a_note_per_request(redmine):
+    note = {"issue": {"notes": "The customer called back."}}
+    with redmine.api() as client:
+        made = redmine_create(client, redmine.project, "gets one note, sent twice")
+        for _ in range(2):
+            assert client.put(f"issues/{made['id']}.json", json=note).status_code == 204
+        journals = client.get(
+            f"issues/{made['id']}.json", params={"include": "journals"}
+        ).json()["issue"]["journals"]
+    assert [j["notes"] for j in journals if j["notes"]] == ["The customer called back."] * 2
+
+    tracker, adapter = tracker_with(REDMINE_LIKE)
+    ticket = tracker.create_ticket("gets one note, sent twice")
+    adapter.add_comment(ticket, comment())
+    adapter.add_comment(ticket, comment())
+    assert len(tracker.ticket(ticket).comments) == 2
+
+
+def test_redmine_and_its_preset_lose_the_same_ticket_when_one_moves_during_a_paged_read(redmine):
+    params = {"project_id": redmine.project, "status_id": "*", "sort": "updated_on,id", "limit": 2}
+    with redmine.api() as client:
+        made = [redmine_create(client, redmine.project, f"t{n}")["id"] for n in range(1, 6)]
+
+        def page(offset: int) -> list[int]:
+            answer = client.get("issues.json", params={**params, "offset": offset})
+            return [item["id"] for item in answer.raise_for_status().json()["issues"]]
+
+        first = page(0)
+        client.put(f"issues/{made[0]}.json", json={"issue": {"notes": "moved"}}).raise_for_status()
+        real = [f"t{made.index(i) + 1}" for i in first + page(2) + page(4) + page(6)]
+
+    tracker, adapter = tracker_with(REDMINE_LIKE, page_size=2)
+    ids = [tracker.create_ticket(f"t{n}") for n in range(1, 6)]
+    tracker.during_next_read(lambda: tracker.add_comment(ids[0], "moved"))
+    assert read_all(adapter) == real == ["t1", "t2", "t4", "t5", "t1"]
