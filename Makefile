@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean deep-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check nhd_bridge tests benchmarks
 	$(BIN)/pytest -q
+
+# A long exploration of the engine model (tens of thousands of examples): how many ran, how long.
+deep-check: $(STAMP)
+	@start=$$(date +%s); \
+	NHD_MODEL_PROFILE=deep $(BIN)/pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+		tests/test_engine_model.py; status=$$?; \
+	echo "deep-check: $$(( $$(date +%s) - start )) s wall clock (examples: see the statistics above)"; \
+	exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
