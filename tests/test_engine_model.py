@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -63,6 +63,8 @@ KNOWN_ENGINE_BUGS: dict[str, str] = {
     "offset_pages_by_update": "issue 8 point 5: a ticket changed during an offset-paged read "
     "pushes another out of every page, for good",
     "ignored_on_create": "issue 8 point 7: a status the create ignored is never set afterwards",
+    "journal_after_crash": "found by this model, not in issue 8: a comment written just before a "
+    "crash is later linked by its breadcrumb, but no journal line ever records that write",
 }
 if os.environ.get("NHD_MODEL_ALL_FAULTS") == "1":
     KNOWN_ENGINE_BUGS = {}
@@ -160,6 +162,7 @@ class BridgeModel(RuleBasedStateMachine):
         self.private: set[str] = set()  # tokens of comments a person wrote private
         self.written: dict[str, tuple[str, str]] = {}  # comment token -> (tracker, ticket subject)
         self.store_lost = False
+        self.crashed = False  # a run crashed at some point of this example
         self.broken = False
         self.engine: SyncEngine | None = None
         self.store: StateStore | None = None
@@ -192,6 +195,13 @@ class BridgeModel(RuleBasedStateMachine):
         self.plugins = Plugins()
         self.plugins.register(fake, name="fake-for-tests")
         self._boot()
+        # Every example starts from tickets already shared, fanned out and commented on, so that
+        # its steps are spent on what happens to shared tickets, not on getting there.
+        for where in TRACKERS:
+            local_id = self.trackers[where].create_ticket(self._token("T"), tags=["web"])
+            self._comment(where, local_id, public=True)
+        for agreement in sorted(AGREEMENTS):
+            self._run(agreement)
 
     def _boot(self, hours_later: float = 0) -> None:
         """A new process: configuration, store and engine built afresh over the same files."""
@@ -338,6 +348,7 @@ class BridgeModel(RuleBasedStateMachine):
         try:
             self._run(agreement)
         except SimulatedCrash:
+            self.crashed = True
             self._crash()
         finally:
             for tracker in self.trackers.values():
@@ -346,14 +357,18 @@ class BridgeModel(RuleBasedStateMachine):
     def _run(self, agreement: str) -> None:
         assert self.engine is not None
         try:
-            self.engine.run(agreement)
+            summary = self.engine.run(agreement)
         except SimulatedCrash:
+            event("a run crashed")
             raise
         except Exception as error:
             self.broken = True
             raise AssertionError(
                 f"run of {agreement} died: {type(error).__name__}: {error}"
             ) from error
+        event("a run wrote " + ("nothing" if not summary.total_writes else "something"))
+        if summary.parked:
+            event("a run parked a ticket")
 
     if LOST_STORE:  # a rule only when asked for: a precondition would be retried at every step
 
@@ -419,7 +434,7 @@ class BridgeModel(RuleBasedStateMachine):
         for subject, copies in groups.items():
             self._twins_agree(subject, copies)
             self._comments_arrived(subject, copies)
-        if not self.store_lost:
+        if not self.store_lost and (_allowed("journal_after_crash") or not self.crashed):
             self._journal_covers_every_write()
 
     def _ticket_groups(self) -> dict[str, dict[str, Any]]:
