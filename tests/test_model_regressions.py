@@ -153,3 +153,32 @@ def test_a_ticket_changed_during_a_paged_read_does_not_hide_another(make_bridge)
 
     copies = {ticket.subject: ticket for ticket in b.tickets()}
     assert [c.body for c in copies["t3"].comments] == ["news on t3"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug found by the model (not in issue 8): a comment written just before a "
+    "crash is linked later by its breadcrumb, and no journal line ever records the write",
+)
+def test_a_comment_written_just_before_a_crash_has_its_journal_line(make_bridge):
+    """The bridge dies right after writing A's comment to B; the next run links it silently."""
+    bridge = make_bridge({"ab": full()}, fake_instances())
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("VPN drops")
+    bridge.run()
+    a.add_comment(ticket, "Any news?")
+    b.plan_faults(FaultPlan(writes={1: "crash_after"}))
+    with pytest.raises(SimulatedCrash):
+        bridge.run()
+    bridge.restart()
+
+    settle(bridge)
+
+    [copy] = b.tickets()
+    [written] = copy.comments
+    lines = [
+        entry
+        for entry in bridge.journal(agreement="ab")
+        if entry.action == "comment" and (entry.after or {}).get("local_id") == written.local_id
+    ]
+    assert len(lines) == 1
