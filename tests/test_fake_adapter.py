@@ -463,6 +463,7 @@ def test_testing_package_exports_its_public_api() -> None:
         "FakeAdapter",
         "FakeConfig",
         "FakeTracker",
+        "FaultProxy",
         "registered_plugin",
     ]
     for name in nhd_bridge.testing.__all__:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.redmine import RedmineServer
+from support.redmine import RedmineServer, populate
 
 from nhd_bridge.adapters.rest import RestAdapter, RestConfig
 from nhd_bridge.testing import FaultProxy
@@ -92,6 +92,21 @@ def test_a_private_instance_restarts_with_its_data_and_key(
     assert (server.api_key, server.url) == (key, url)
     with server.api() as client:
         assert issue(client, made["id"])["subject"] == "before the restart"
+
+
+def test_populate_fills_a_project_as_people_would(redmine: RedmineServer) -> None:
+    ids = populate(redmine, issues=3, notes_each=2)
+
+    with redmine.api() as client:
+        listed = client.get(
+            "issues.json", params={"project_id": redmine.project, "status_id": "*", "sort": "id"}
+        ).json()
+        last = issue(client, ids[-1])
+    assert [item["id"] for item in listed["issues"]] == ids
+    assert (last["subject"], last["description"]) == ("Issue 3", "Description of issue 3")
+    notes = [entry["notes"] for entry in last["journals"]]
+    assert notes == ["Note 1 of issue 3", "Note 2 of issue 3"]
+    assert last["updated_on"] >= last["created_on"]
 
 
 # -- the tracker's behaviours --------------------------------------------------------------------
