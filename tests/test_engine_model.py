@@ -19,8 +19,10 @@ journal has a line for every ticket and comment the bridge wrote.
 ``KNOWN_ENGINE_BUGS`` below switches off what today's engine is known to fail, naming the issue
 point; remove an entry when its fix lands and this test then covers it. Nothing else is skipped.
 Profiles: ``ci`` (default, bounded) and ``deep`` (``make deep-check``), chosen by
-``NHD_MODEL_PROFILE``. ``NHD_MODEL_LOST_STORE=1`` adds a rule that deletes the state store (the
-lost-store case of issue 12, which may legitimately duplicate today).
+``NHD_MODEL_PROFILE``; ``NHD_MODEL_EXAMPLES`` overrides the count. ``NHD_MODEL_LOST_STORE=1`` adds
+a rule that deletes the state store (the lost-store case of issue 12, which may legitimately
+duplicate today). ``NHD_MODEL_ENABLE=write_faults,...`` lifts named gates, and
+``NHD_MODEL_ALL_FAULTS=1`` lifts them all: the runs that show what is still broken.
 """
 
 from __future__ import annotations
