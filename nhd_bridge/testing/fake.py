@@ -26,15 +26,16 @@ see it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import itertools
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr
 
@@ -53,13 +54,25 @@ from nhd_bridge.core.adapter import (
     TicketChanges,
     TicketDraft,
     TicketRecord,
+    TransientError,
 )
 from nhd_bridge.core.hookspecs import hookimpl
 from nhd_bridge.core.model import Actor
 
-__all__ = ["FAULTABLE_CALLS", "FakeAdapter", "FakeConfig", "FakeTracker", "nhd_register_adapters"]
+__all__ = [
+    "FAULTABLE_CALLS",
+    "FakeAdapter",
+    "FakeConfig",
+    "FakeTracker",
+    "FaultKind",
+    "FaultPlan",
+    "Personality",
+    "SimulatedCrash",
+    "nhd_register_adapters",
+]
 
 DEFAULT_STATUS = "open"
+_T = TypeVar("_T")
 
 #: Adapter calls a fault can be injected into. ``changed_since`` fails when called, before any
 #: page; ``changed_since_page`` fails when one page is fetched, which is how a test makes a read
@@ -111,6 +124,112 @@ class FakeConfig(AdapterConfig):
         )
 
 
+# --- personalities and planned faults -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Personality:
+    """How a real tracker misbehaves, one independent switch each; the default is the tidy fake
+    every older test relies on. ``nhd_bridge.testing.personalities`` holds presets modelled on
+    what Redmine, Roundup, Jira and RT showed.
+
+    - ``idempotent_comment_writes``: a comment write carrying a breadcrumb that the ticket already
+      holds returns that comment instead of adding one (an idempotency key). Off, as on every real
+      tracker seen: each request that reaches the tracker appends a comment.
+    - ``blind_retries``: the *adapter* resends a write that failed with a :class:`TransientError`
+      this many times, as a generic HTTP client with retries does (``rest_http`` before issue 8).
+      With a lost answer and non-idempotent comments, that is how one comment becomes two.
+    - ``two_step_comments``: a comment is a message created first and linked to the ticket in a
+      second write (Roundup's ``POST msg`` then ``PATCH issue``). A crash or a lost answer
+      between the two leaves an unlinked message carrying the breadcrumb
+      (:meth:`FakeTracker.unlinked_comments`).
+    - ``reuses_ids``: a new ticket takes the id after the highest one left, so the id of a deleted
+      newest ticket is handed out again (Redmine on SQLite).
+    - ``offset_pages_by_update``: ``changed_since`` lists tickets ordered by their last change and
+      fetches offset pages, each evaluated when fetched; a ticket changed during the read moves to
+      the end and every later one shifts up a place, so one is never listed (Redmine's
+      ``sort=updated_on`` with ``offset``).
+    - ``ignored_on_create``: fields a create accepts and drops (``status``: Redmine and Jira put a
+      new ticket in the workflow's first status whatever was asked).
+    - ``private_comments``: off, the tracker has no private comments at all (Roundup): the adapter's
+      capabilities say so and a person cannot write one.
+    - ``comment_edits``: off, comments cannot be edited (RT transactions, NHD comments).
+    - ``transitions``: status changes only along these edges (``{from: (to, ...)}``, Jira); the
+      adapter walks the shortest path, one write per hop, and refuses an unreachable status.
+    """
+
+    idempotent_comment_writes: bool = False
+    blind_retries: int = 0
+    two_step_comments: bool = False
+    reuses_ids: bool = False
+    offset_pages_by_update: bool = False
+    ignored_on_create: frozenset[str] = frozenset()
+    private_comments: bool = True
+    comment_edits: bool = True
+    transitions: Mapping[str, tuple[str, ...]] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.ignored_on_create) - {"status", "tags", "custom_fields"}
+        if unknown:
+            raise ValueError(
+                f"ignored_on_create names {sorted(unknown)}; a create can ignore only status, "
+                "tags or custom_fields"
+            )
+        if self.blind_retries < 0:
+            raise ValueError(f"blind_retries must be 0 or more, not {self.blind_retries}")
+
+
+#: What a planned fault does. ``rate_limit``: 429, a :class:`TransientError` with ``retry_after``;
+#: ``server_error``: a 5xx before anything happened; ``lost_answer``: the write happened and the
+#: caller gets a :class:`TransientError` (a read timeout, a 502 from a proxy after the server
+#: acted); ``crash_before`` / ``crash_after``: the process dies (:class:`SimulatedCrash`) before
+#: the write, or after it happened and before anyone heard of it.
+FaultKind = Literal["rate_limit", "server_error", "lost_answer", "crash_before", "crash_after"]
+FAULT_KINDS: tuple[FaultKind, ...] = (
+    "rate_limit",
+    "server_error",
+    "lost_answer",
+    "crash_before",
+    "crash_after",
+)
+
+
+class SimulatedCrash(BaseException):
+    """The bridge process died here. A ``BaseException`` so that no ``except Exception`` or
+    ``except AdapterError`` in the engine can swallow it: like ``SIGKILL``, it ends the run; the
+    test then throws away every in-memory object and reopens the state store from its file."""
+
+
+@dataclass
+class FaultPlan:
+    """Faults by position, counted from when the plan is set (1-based).
+
+    ``calls[n]`` hits the n-th adapter call of any kind, read or write (only ``rate_limit`` and
+    ``server_error`` make sense there); ``writes[k]`` hits the k-th write boundary: a create, an
+    update, one transition hop, a comment write (both steps with ``two_step_comments``), a comment
+    edit. Each planned fault fires once.
+    """
+
+    calls: dict[int, FaultKind] = field(default_factory=dict)
+    writes: dict[int, FaultKind] = field(default_factory=dict)
+    retry_after: float = 2.0
+
+    def __post_init__(self) -> None:
+        for where, plan in (("calls", self.calls), ("writes", self.writes)):
+            for position, kind in plan.items():
+                if position < 1 or kind not in FAULT_KINDS:
+                    raise ValueError(
+                        f"FaultPlan.{where}[{position}] = {kind!r}: positions start at 1 and a "
+                        f"fault is one of {', '.join(FAULT_KINDS)}"
+                    )
+        for position, kind in self.calls.items():
+            if kind not in ("rate_limit", "server_error"):
+                raise ValueError(
+                    f"FaultPlan.calls[{position}] = {kind!r}: a fault on any call is rate_limit "
+                    "or server_error; put lost answers and crashes in writes"
+                )
+
+
 # --- the tracker --------------------------------------------------------------------------------
 
 
@@ -140,6 +259,12 @@ class FakeTracker:
         self._ticket_numbers = itertools.count(1)
         self._comment_numbers = itertools.count(1)
         self._attachment_numbers = itertools.count(1)
+        self.personality = Personality()
+        self._fault_plan = FaultPlan()
+        self._planned_calls = 0
+        self._planned_writes = 0
+        self._unlinked: list[tuple[str, _StoredComment]] = []
+        self._read_hooks: deque[Callable[[], None]] = deque()
         # The engine may write from several threads; a re-entrant lock keeps each change whole.
         self._lock = threading.RLock()
 
@@ -198,6 +323,8 @@ class FakeTracker:
         attachments: Mapping[str, bytes] | None = None,
     ) -> str:
         """Write a comment, with files given as ``{filename: content}``; returns its id."""
+        if not public and not self.personality.private_comments:
+            raise ValueError(f"fake tracker {self.name!r} has no private comments")
         with self._lock:
             ticket = self._stored(local_id)
             files = [
@@ -262,6 +389,12 @@ class FakeTracker:
                 raise KeyError(f"fake tracker {self.name!r} holds no attachment {ref!r}")
             return self._attachments[ref].content
 
+    def unlinked_comments(self) -> list[tuple[str, CommentRecord]]:
+        """``(ticket id, comment)`` of messages a two-step comment write created and never linked:
+        invisible in the ticket, but they carry the breadcrumb (``two_step_comments``)."""
+        with self._lock:
+            return [(ticket_id, comment.to_record()) for ticket_id, comment in self._unlinked]
+
     @property
     def cursor(self) -> str:
         """The cursor of a reader who has seen every change made so far."""
@@ -298,6 +431,50 @@ class FakeTracker:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._fault_plan = FaultPlan()
+            self._read_hooks.clear()
+
+    def plan_faults(self, plan: FaultPlan) -> None:
+        """Replace the planned faults; call and write positions count from now."""
+        with self._lock:
+            self._fault_plan = copy.deepcopy(plan)
+            self._planned_calls = 0
+            self._planned_writes = 0
+
+    def during_next_read(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (a person changing a ticket) between two pages of the next paged read
+        that has a second page: the "ticket updated while the bridge reads" case."""
+        with self._lock:
+            self._read_hooks.append(action)
+
+    @contextmanager
+    def _write_step(self, step: str) -> Iterator[None]:
+        """One write boundary: a planned fault may stop it before, or lose its answer after."""
+        with self._lock:
+            self._planned_writes += 1
+            kind = self._fault_plan.writes.pop(self._planned_writes, None)
+        if kind in ("rate_limit", "server_error", "crash_before"):
+            raise self._planned_error(kind, step)
+        yield
+        if kind in ("lost_answer", "crash_after"):
+            raise self._planned_error(kind, step)
+
+    def _planned_error(self, kind: str, call: str) -> BaseException:
+        if kind == "rate_limit":
+            retry_after = self._fault_plan.retry_after
+            return TransientError(
+                f"fake tracker {self.name!r}: 429 Too Many Requests on {call} "
+                f"(Retry-After: {retry_after:g})",
+                retry_after=retry_after,
+            )
+        if kind == "server_error":
+            return TransientError(f"fake tracker {self.name!r}: 503 on {call}")
+        if kind == "lost_answer":
+            return TransientError(
+                f"fake tracker {self.name!r}: no answer to {call} (read timed out); the tracker "
+                "may have acted"
+            )
+        return SimulatedCrash(f"simulated crash at {call} ({kind}) on {self.name!r}")
 
     def _add_fault(
         self,
@@ -321,8 +498,12 @@ class FakeTracker:
         with self._lock:
             self.calls[method_name] += 1
             error = self._take_fault(method_name, arguments, after=False)
+            self._planned_calls += 1
+            kind = self._fault_plan.calls.pop(self._planned_calls, None)
         if error is not None:
             raise error
+        if kind is not None:
+            raise self._planned_error(kind, method_name)
 
     def _after(self, method_name: str, **arguments: Any) -> None:
         """Raise a fault injected to happen once the call has done its work."""
@@ -365,7 +546,11 @@ class FakeTracker:
         custom_fields: dict[str, Any],
         shared_uuid: str | None,
     ) -> _StoredTicket:
-        number = next(self._ticket_numbers)
+        if self.personality.reuses_ids:
+            # The highest id left plus one, as SQLite hands out rowids without AUTOINCREMENT.
+            number = max((int(local_id) for local_id in self._tickets), default=0) + 1
+        else:
+            number = next(self._ticket_numbers)
         now = self.clock()
         ticket = _StoredTicket(
             local_id=str(number),
@@ -395,7 +580,31 @@ class FakeTracker:
         attachments: list[_StoredAttachment],
         shared_uuid: str | None,
     ) -> _StoredComment:
-        comment = _StoredComment(
+        comment = self._new_comment(
+            body=body,
+            public=public,
+            author=author,
+            authored_at=authored_at,
+            html_body=html_body,
+            attachments=attachments,
+            shared_uuid=shared_uuid,
+        )
+        ticket.comments.append(comment)
+        self._touch(ticket)
+        return comment
+
+    def _new_comment(
+        self,
+        *,
+        body: str,
+        public: bool,
+        author: Actor | None,
+        authored_at: datetime | None,
+        html_body: str | None,
+        attachments: list[_StoredAttachment],
+        shared_uuid: str | None,
+    ) -> _StoredComment:
+        return _StoredComment(
             local_id=f"c{next(self._comment_numbers)}",
             body=body,
             public=public,
@@ -405,9 +614,6 @@ class FakeTracker:
             attachments=attachments,
             shared_uuid=shared_uuid,
         )
-        ticket.comments.append(comment)
-        self._touch(ticket)
-        return comment
 
     def _store_attachment(
         self, filename: str, content: bytes, content_type: str | None
@@ -447,9 +653,15 @@ class FakeTracker:
         ticket.change_seq = self._change_counter
         ticket.updated_at = self.clock()
 
-    def _changed_after(self, change_seq: int, limit: int) -> list[_StoredTicket]:
+    def _changed_after(self, change_seq: int, limit: int | None) -> list[_StoredTicket]:
         changed = (ticket for ticket in self._tickets.values() if ticket.change_seq > change_seq)
         return sorted(changed, key=lambda ticket: ticket.change_seq)[:limit]
+
+    def _between_pages(self) -> None:
+        with self._lock:
+            action = self._read_hooks.popleft() if self._read_hooks else None
+        if action is not None:
+            action()
 
 
 # --- the adapter --------------------------------------------------------------------------------
@@ -475,8 +687,15 @@ class FakeAdapter(Adapter):
         super().__init__(name, config)
         self.config: FakeConfig = config
         # Per instance, unlike real adapters: one test may want two fakes that differ.
-        self.capabilities = config.to_capabilities()  # type: ignore[misc]
         self.tracker = tracker if tracker is not None else FakeTracker.named(name)
+        personality = self.tracker.personality
+        capabilities = config.to_capabilities()
+        self.capabilities = dataclasses.replace(  # type: ignore[misc]
+            capabilities,
+            private_comments=capabilities.private_comments and personality.private_comments,
+            edit_comments=capabilities.edit_comments and personality.comment_edits,
+            transitions=personality.transitions is not None,
+        )
         self.closed = False
 
     def check(self) -> list[CheckResult]:
@@ -508,18 +727,22 @@ class FakeAdapter(Adapter):
         return record
 
     def create(self, draft: TicketDraft) -> TicketRecord:
+        return self._retrying(lambda: self._create(draft))
+
+    def _create(self, draft: TicketDraft) -> TicketRecord:
         self.tracker._before("create", draft=draft)
         tags = self._accepted_tags(draft.tags)
         custom_fields = self._accepted_custom_fields(draft.custom_fields)
         status = self._accepted_status(draft.status) if draft.status else self._initial_status()
-        with self.tracker._lock:
+        ignored = self.tracker.personality.ignored_on_create
+        with self.tracker._write_step("create"), self.tracker._lock:
             ticket = self.tracker._insert_ticket(
                 subject=draft.subject,
-                status=status,
+                status=self._initial_status() if "status" in ignored else status,
                 requester=draft.requester,
                 requested_at=draft.requested_at,
-                tags=tags or [],
-                custom_fields=custom_fields or {},
+                tags=[] if "tags" in ignored else tags or [],
+                custom_fields={} if "custom_fields" in ignored else custom_fields or {},
                 shared_uuid=draft.shared_uuid,
             )
             record = ticket.to_record()
@@ -527,51 +750,95 @@ class FakeAdapter(Adapter):
         return record
 
     def update(self, local_id: str, changes: TicketChanges) -> None:
+        self._retrying(lambda: self._update(local_id, changes))
+
+    def _update(self, local_id: str, changes: TicketChanges) -> None:
         self.tracker._before("update", local_id=local_id, changes=changes)
-        self._existing(local_id)
+        ticket = self._existing(local_id)
         status = self._accepted_status(changes.status) if changes.status is not None else None
         tags = self._accepted_tags(changes.tags)
         custom_fields = self._accepted_custom_fields(changes.custom_fields)
-        if not changes.is_empty():
-            self.tracker._change(
-                local_id,
-                subject=changes.subject,
-                status=status,
-                tags=tags,
-                custom_fields=custom_fields,
-            )
+        hops = self._transition_path(ticket.status, status)
+        if hops is not None:
+            for hop in hops:
+                with self.tracker._write_step("update: transition"):
+                    self.tracker._change(local_id, status=hop)
+            status = None
+        rest = TicketChanges(
+            subject=changes.subject, status=status, tags=tags, custom_fields=custom_fields
+        )
+        if not rest.is_empty():
+            with self.tracker._write_step("update"):
+                self.tracker._change(
+                    local_id,
+                    subject=changes.subject,
+                    status=status,
+                    tags=tags,
+                    custom_fields=custom_fields,
+                )
         self.tracker._after("update", local_id=local_id, changes=changes)
 
     def add_comment(self, local_id: str, draft: CommentDraft) -> str:
+        return self._retrying(lambda: self._add_comment(local_id, draft))
+
+    def _add_comment(self, local_id: str, draft: CommentDraft) -> str:
         self.tracker._before("add_comment", local_id=local_id, draft=draft)
-        self._existing(local_id)
+        ticket = self._existing(local_id)
         if not draft.public and not self.capabilities.private_comments:
             raise PermanentError(
                 f"fake tracker {self.name!r} has no private comments (private_comments: false); "
                 "the engine must never send one here"
             )
+        personality = self.tracker.personality
+        if personality.idempotent_comment_writes and draft.shared_uuid is not None:
+            for existing in ticket.comments:
+                if existing.shared_uuid == draft.shared_uuid:
+                    self.tracker._after("add_comment", local_id=local_id, draft=draft)
+                    return existing.local_id
         files = self._read_uploads(draft.attachments)
-        with self.tracker._lock:
-            ticket = self.tracker._stored(local_id)
-            comment = self.tracker._insert_comment(
-                ticket,
-                body=draft.body,
-                public=draft.public,
-                # Without comment_author the tracker posts as the integration user, as Jira
-                # does without "act as"; the engine has written the author into the body.
-                author=draft.author if self.capabilities.comment_author else None,
-                authored_at=draft.authored_at,
-                html_body=draft.html_body,
-                attachments=[
-                    self.tracker._store_attachment(upload.filename, content, upload.content_type)
-                    for upload, content in files
-                ],
-                shared_uuid=draft.shared_uuid,
-            )
+        arguments = {
+            "body": draft.body,
+            "public": draft.public,
+            # Without comment_author the tracker posts as the integration user, as Jira
+            # does without "act as"; the engine has written the author into the body.
+            "author": draft.author if self.capabilities.comment_author else None,
+            "authored_at": draft.authored_at,
+            "html_body": draft.html_body,
+            "shared_uuid": draft.shared_uuid,
+        }
+        if personality.two_step_comments:
+            comment = self._two_step_comment(local_id, files, arguments)
+        else:
+            with self.tracker._write_step("add_comment"), self.tracker._lock:
+                comment = self.tracker._insert_comment(
+                    self.tracker._stored(local_id),
+                    attachments=self._stored_files(files),
+                    **arguments,
+                )
         self.tracker._after("add_comment", local_id=local_id, draft=draft)
         return comment.local_id
 
+    def _two_step_comment(
+        self,
+        local_id: str,
+        files: list[tuple[AttachmentUpload, bytes]],
+        arguments: dict[str, Any],
+    ) -> _StoredComment:
+        tracker = self.tracker
+        with tracker._write_step("add_comment: create message"), tracker._lock:
+            message = tracker._new_comment(attachments=self._stored_files(files), **arguments)
+            tracker._unlinked.append((local_id, message))
+        with tracker._write_step("add_comment: link message"), tracker._lock:
+            tracker._unlinked.remove((local_id, message))
+            ticket = tracker._stored(local_id)
+            ticket.comments.append(message)
+            tracker._touch(ticket)
+        return message
+
     def edit_comment(self, local_id: str, comment_local_id: str, body: str) -> None:
+        self._retrying(lambda: self._edit_comment(local_id, comment_local_id, body))
+
+    def _edit_comment(self, local_id: str, comment_local_id: str, body: str) -> None:
         arguments = {"local_id": local_id, "comment_local_id": comment_local_id, "body": body}
         self.tracker._before("edit_comment", **arguments)
         if not self.capabilities.edit_comments:
@@ -579,7 +846,8 @@ class FakeAdapter(Adapter):
         ticket = self._existing(local_id)
         if not any(comment.local_id == comment_local_id for comment in ticket.comments):
             raise PermanentError(f"ticket {local_id!r} has no comment {comment_local_id!r}")
-        self.tracker.edit_comment(local_id, comment_local_id, body)
+        with self.tracker._write_step("edit_comment"):
+            self.tracker.edit_comment(local_id, comment_local_id, body)
         self.tracker._after("edit_comment", **arguments)
 
     def tracker_identity(self) -> str:
@@ -613,10 +881,16 @@ class FakeAdapter(Adapter):
     # --- helpers --------------------------------------------------------------------------------
 
     def _pages_after(self, change_seq: int) -> Iterator[ChangePage]:
+        if self.tracker.personality.offset_pages_by_update:
+            yield from self._offset_pages_after(change_seq)
+            return
         # Keyset paging on the change sequence: a ticket changed while pages are being read moves
         # behind the reader and is met again, never skipped.
         page_size = self.config.page_size
+        pages = 0
         while True:
+            if pages:
+                self.tracker._between_pages()
             self.tracker._before("changed_since_page", cursor=str(change_seq))
             with self.tracker._lock:
                 changed = self.tracker._changed_after(change_seq, page_size)
@@ -626,9 +900,66 @@ class FakeAdapter(Adapter):
             self.tracker._after("changed_since_page", cursor=str(change_seq))
             if not records:
                 return
+            pages += 1
             yield ChangePage(tickets=records, cursor=str(change_seq))
             if len(records) < page_size:
                 return
+
+    def _offset_pages_after(self, after: int) -> Iterator[ChangePage]:
+        # What an adapter over "updated since T, sort by update, offset N" gets: each page is
+        # evaluated when it is fetched, so a ticket changed during the read moves to the end and
+        # the one behind it slips into a page already read. The cursor is the newest change seen.
+        page_size = self.config.page_size
+        offset, newest = 0, after
+        while True:
+            if offset:
+                self.tracker._between_pages()
+            self.tracker._before("changed_since_page", cursor=str(after))
+            with self.tracker._lock:
+                changed = self.tracker._changed_after(after, None)[offset : offset + page_size]
+                records = [ticket.to_record() for ticket in changed]
+                newest = max([newest, *(ticket.change_seq for ticket in changed)])
+            self.tracker._after("changed_since_page", cursor=str(after))
+            if not records:
+                return
+            offset += page_size
+            yield ChangePage(tickets=records, cursor=str(newest))
+            if len(records) < page_size:
+                return
+
+    def _retrying(self, write: Callable[[], _T]) -> _T:
+        """A write, resent after a transient failure as often as ``blind_retries`` says."""
+        for _ in range(self.tracker.personality.blind_retries):
+            try:
+                return write()
+            except TransientError:
+                continue
+        return write()
+
+    def _transition_path(self, current: str, wanted: str | None) -> list[str] | None:
+        """The statuses to walk through to reach ``wanted``; ``None`` without a workflow."""
+        workflow = self.tracker.personality.transitions
+        if workflow is None or wanted is None:
+            return None
+        paths: dict[str, list[str]] = {current: []}
+        queue = deque([current])
+        while queue:
+            status = queue.popleft()
+            if status == wanted:
+                return paths[status]
+            for following in workflow.get(status, ()):
+                if following not in paths:
+                    paths[following] = [*paths[status], following]
+                    queue.append(following)
+        raise PermanentError(
+            f"fake tracker {self.name!r} has no transition path from {current!r} to {wanted!r}"
+        )
+
+    def _stored_files(self, files: list[tuple[AttachmentUpload, bytes]]) -> list[_StoredAttachment]:
+        return [
+            self.tracker._store_attachment(upload.filename, content, upload.content_type)
+            for upload, content in files
+        ]
 
     def _parse_cursor(self, cursor: str | None) -> int:
         if cursor is None:

@@ -1,0 +1,206 @@
+"""Counterexamples the engine model (tests/test_engine_model.py) found, as plain tests.
+
+Each is the shrunk example replayed by hand, with its story in one line. An engine bug not fixed
+yet is ``xfail(strict=True)``: the fix turns it into an XPASS failure, and whoever lands the fix
+removes the marker (and the gate of the same name in ``KNOWN_ENGINE_BUGS``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from nhd_bridge.core.engine import SyncEngine
+from nhd_bridge.core.state import utcnow
+from nhd_bridge.testing.fake import FakeTracker, FaultPlan, Personality, SimulatedCrash
+
+STATUSES = ["open", "pending", "solved", "closed"]
+
+
+def fake_instances(page_size: int = 50) -> dict[str, dict[str, object]]:
+    return {
+        name: {"kind": "fake", "statuses": STATUSES, "page_size": page_size} for name in "AB"
+    }
+
+
+def full() -> dict[str, object]:
+    return {"sender": "A", "receiver": "B", "allows_public_comments": True}
+
+
+def hours_later(bridge, hours: float = 2) -> None:
+    """The next runs happen hours later: every parked ticket is due."""
+    bridge.engine.close()
+    bridge.engine = SyncEngine(
+        bridge.config, bridge.store, clock=lambda: utcnow() + timedelta(hours=hours)
+    )
+
+
+def settle(bridge, rounds: int = 3) -> None:
+    for round_number in range(1, rounds + 1):
+        hours_later(bridge, 2 * round_number)
+        for summary in bridge.run():
+            assert not summary.errors, summary.errors
+
+
+def bodies(tracker: FakeTracker, local_id: str) -> list[str]:
+    return [comment.body for comment in tracker.ticket(local_id).comments]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug, issue 8 point 1: a receiver-side change parked after a failed write is "
+    "never retried (the sender pass finds the sender copy unchanged and marks it handled)",
+)
+def test_a_comment_on_the_receiver_whose_write_to_the_sender_failed_arrives_later(make_bridge):
+    """B's comment meets a 5xx on A; later runs must bring it, not mark it handled and forget."""
+    bridge = make_bridge({"ab": full()}, fake_instances())
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("VPN drops")
+    bridge.run()
+    [copy] = b.tickets()
+    b.add_comment(copy.local_id, "Looking into it")
+    a.plan_faults(FaultPlan(writes={1: "server_error"}))
+    [summary] = bridge.run()
+    assert summary.parked == 1
+
+    settle(bridge)
+
+    assert bodies(a, ticket) == ["Looking into it"]
+
+
+def test_a_comment_whose_answer_was_lost_is_found_by_its_breadcrumb_not_written_again(make_bridge):
+    """A's comment reaches B but the answer is lost: the engine parks, and the retry finds it."""
+    bridge = make_bridge({"ab": full()}, fake_instances())
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("VPN drops")
+    bridge.run()
+    [copy] = b.tickets()
+    a.add_comment(ticket, "Any news?")
+    b.plan_faults(FaultPlan(writes={1: "lost_answer"}))
+    [summary] = bridge.run()
+    assert summary.parked == 1
+
+    settle(bridge)
+
+    assert bodies(b, copy.local_id) == ["Any news?"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug, issue 8 point 3: two comments carrying one breadcrumb (here from an "
+    "adapter that resent a write whose answer was lost, issue 8 point 2) kill every later run "
+    "with IntegrityError on nhd_comment_links",
+)
+def test_a_comment_doubled_by_a_blind_retry_then_a_crash_does_not_stop_the_bridge(make_bridge):
+    """B resends a lost comment write (as rest_http did), the bridge dies before linking it:
+    B holds it twice, unlinked, and every later run must still go on."""
+    FakeTracker.named("B").personality = Personality(blind_retries=1)
+    bridge = make_bridge({"ab": full()}, fake_instances())
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("VPN drops")
+    bridge.run()
+    [copy] = b.tickets()
+    a.add_comment(ticket, "Any news?")
+    a.add_comment(ticket, "Hello?")
+    # write 1 is answered by nobody, write 2 is the adapter's resend, write 3 never happens.
+    b.plan_faults(FaultPlan(writes={1: "lost_answer", 3: "crash_before"}))
+    with pytest.raises(SimulatedCrash):
+        bridge.run()
+    bridge.restart()
+    assert bodies(b, copy.local_id) == ["Any news?", "Any news?"]  # the adapter's doing
+
+    settle(bridge)
+
+    assert bodies(b, copy.local_id)[-1] == "Hello?"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug, issue 8 point 7: a status the tracker ignored on create is never set "
+    "afterwards; the twins disagree and every run says in sync",
+)
+def test_a_status_ignored_on_create_is_set_afterwards(make_bridge):
+    """B (like Redmine) drops the status of a create; the copy must still end up solved."""
+    FakeTracker.named("B").personality = Personality(ignored_on_create=frozenset({"status"}))
+    bridge = make_bridge({"ab": full()}, fake_instances())
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    a.create_ticket("Refund", status="solved")
+
+    settle(bridge)
+
+    [copy] = b.tickets()
+    assert copy.status == "solved"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug, issue 8 point 5: with offset pages ordered by update, a ticket changed "
+    "during the read pushes another out of every page and its change never arrives",
+)
+def test_a_ticket_changed_during_a_paged_read_does_not_hide_another(make_bridge):
+    """While the bridge reads page one, a person comments on t1; t3's comment must still go."""
+    FakeTracker.named("A").personality = Personality(offset_pages_by_update=True)
+    bridge = make_bridge({"ab": full()}, fake_instances(page_size=2))
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ids = [a.create_ticket(f"t{n}") for n in range(1, 6)]
+    bridge.run()
+    for local_id in ids:
+        a.add_comment(local_id, f"news on {a.ticket(local_id).subject}")
+    a.during_next_read(lambda: a.add_comment(ids[0], "meanwhile"))
+
+    settle(bridge)
+
+    copies = {ticket.subject: ticket for ticket in b.tickets()}
+    assert [c.body for c in copies["t3"].comments] == ["news on t3"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug found by the model (not in issue 8): a comment written just before a "
+    "crash is linked later by its breadcrumb, and no journal line ever records the write",
+)
+def test_a_comment_written_just_before_a_crash_has_its_journal_line(make_bridge):
+    """The bridge dies right after writing A's comment to B; the next run links it silently."""
+    bridge = make_bridge({"ab": full()}, fake_instances())
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("VPN drops")
+    bridge.run()
+    a.add_comment(ticket, "Any news?")
+    b.plan_faults(FaultPlan(writes={1: "crash_after"}))
+    with pytest.raises(SimulatedCrash):
+        bridge.run()
+    bridge.restart()
+
+    settle(bridge)
+
+    [copy] = b.tickets()
+    [written] = copy.comments
+    lines = [
+        entry
+        for entry in bridge.journal(agreement="ab")
+        if entry.action == "comment" and (entry.after or {}).get("local_id") == written.local_id
+    ]
+    assert len(lines) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug, issue 8 point 5: a ticket changed during a paged read is met again on a "
+    "later page, skipped as already handled, and its new comment never goes out",
+)
+def test_a_comment_written_while_the_bridge_reads_the_pages_still_arrives(make_bridge):
+    """A person comments on t1 while the bridge is between pages; t1 comes back on a later page
+    with that comment, and it must reach B (keyset pages: nothing is skipped by the tracker)."""
+    bridge = make_bridge({"ab": full()}, fake_instances(page_size=2))
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ids = [a.create_ticket(f"t{n}") for n in range(1, 4)]
+    bridge.run()
+    for local_id in ids:
+        a.add_comment(local_id, f"news on {a.ticket(local_id).subject}")
+    a.during_next_read(lambda: a.add_comment(ids[0], "meanwhile"))
+
+    settle(bridge)
+
+    copies = {ticket.subject: ticket for ticket in b.tickets()}
+    assert [c.body for c in copies["t1"].comments] == ["news on t1", "meanwhile"]
