@@ -56,19 +56,14 @@ from nhd_bridge.testing.personalities import JIRA_WORKFLOW
 #: What today's engine fails, switched off here so that CI is green on main. Each entry names the
 #: issue point that fixes it; delete the entry with the fix and the model checks it from then on.
 KNOWN_ENGINE_BUGS: dict[str, str] = {
-    "write_faults": "issue 8 point 1: a receiver-side change whose write to the sender failed is "
-    "parked and never retried (the sender pass marks it handled)",
-    "blind_retries": "issue 8 point 2/3: an adapter resending a comment whose answer was lost "
-    "doubles it, and the doubled breadcrumb then kills every run (IntegrityError)",
-    "two_step_comments": "issue 8 point 2: a crash between creating and linking a message leaves "
-    "an unlinked message with the breadcrumb, and the retry writes a second one",
-    "offset_pages_by_update": "issue 8 point 5: a ticket changed during an offset-paged read "
-    "pushes another out of every page, for good",
-    "change_during_read": "issue 8 point 5: a ticket changed between two pages of a read is met "
-    "again later in the same read and skipped as already handled; its change never goes out",
-    "ignored_on_create": "issue 8 point 7: a status the create ignored is never set afterwards",
-    "journal_after_crash": "found by this model, not in issue 8: a comment written just before a "
-    "crash is later linked by its breadcrumb, but no journal line ever records that write",
+    "blind_retries": "adapter behaviour, not the engine's: an adapter that resends a write whose "
+    "answer was lost makes a second copy before the engine can look (the REST adapter no longer "
+    "does; issue 8 point 2)",
+    "two_step_comments": "adapter behaviour: an adapter over a two-step tracker must reuse a "
+    "message left unlinked by a crash (the REST adapter does for Roundup); the fake's does not",
+    "offset_pages_by_update": "adapter limit, issue 8 point 5: an adapter paging by offset over an "
+    "order by update time pushes a ticket out of every page (Redmine reads by keyset now, ADR "
+    "0007; Roundup and GitHub still page by offset)",
 }
 if os.environ.get("NHD_MODEL_ALL_FAULTS") == "1":
     KNOWN_ENGINE_BUGS = {}
@@ -542,7 +537,8 @@ class BridgeModel(RuleBasedStateMachine):
         comments = {
             (e.target, e.local_id, (e.after or {}).get("local_id"))
             for e in journal
-            if e.action == "comment" and e.outcome == "written"
+            if (e.action == "comment" and e.outcome == "written")
+            or (e.action == "recover" and (e.after or {}).get("local_id"))
         }
         for name, tracker in self.trackers.items():
             for ticket in tracker.tickets():

@@ -129,7 +129,7 @@ class TicketWriter:
                 log.exception("writing ticket %s failed", item.shared_uuid)
             with self.store.transaction() as tx:
                 self._commit_links(tx, item, created, written_comments, summary)
-                tx.record_many(journal)
+                tx.record_many(_recovered_comments(item, summary) + journal)
             failing = item.origin
             self._park(
                 rules,
