@@ -377,7 +377,7 @@ def plan(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 
 @main.command(name="log")
 @click.option("--agreement", default=None, help="Only this agreement.")
-@click.option("--ticket", default=None, help="Only this shared ticket uuid.")
+@click.option("--ticket", default=None, help="Only this shared ticket uuid (or its start).")
 @click.option("--failed", is_flag=True, help="Only failures.")
 @click.option("-n", "--limit", default=50, show_default=True, help="Newest entries to show.")
 @click.pass_context
@@ -392,7 +392,7 @@ def log_command(
     try:
         entries = store.read().journal(
             agreement=agreement,
-            shared_uuid=ticket,
+            shared_uuid=_full_uuid(store, ticket) if ticket else None,
             outcome="failed" if failed else None,
             limit=limit,
         )
@@ -429,14 +429,16 @@ def explain(ctx: click.Context, ticket: str) -> None:
 @click.option("--agreement", required=True, help="The agreement to stop sharing it under.")
 @click.pass_context
 def unshare(ctx: click.Context, ticket: str, agreement: str) -> None:
-    """Stop syncing TICKET (INSTANCE:LOCAL_ID) under an agreement; both copies stay."""
+    """Stop syncing TICKET (INSTANCE:LOCAL_ID, or a shared uuid or its start) under an
+    agreement; both copies stay."""
     config = load(ctx)
     _agreements(config, (agreement,))
-    if ":" not in ticket:
-        raise UsageFailure(f"{ticket!r}: write the ticket as INSTANCE:LOCAL_ID, e.g. support:12")
-    instance, local_id = ticket.split(":", 1)
-    _require_instance(config, instance)
+    if ":" in ticket:
+        instance, local_id = ticket.split(":", 1)
+        _require_instance(config, instance)
     with engine_for(config) as engine:
+        if ":" not in ticket:
+            instance, local_id = _copy_under(config, engine.store, agreement, ticket)
         try:
             shared_uuid = engine.unshare(agreement, instance, local_id)
         except LookupError as error:
@@ -532,6 +534,7 @@ def _report_interrupt(
 
 def _run_one(engine: SyncEngine, name: str, dry_run: bool, *, debug: bool = False) -> RunSummary:
     from nhd_bridge.core.engine import AgreementBusy, AgreementRefused
+    from nhd_bridge.core.redaction import redact
     from nhd_bridge.core.run import RunSummary
 
     if not console.is_terminal:
@@ -550,7 +553,7 @@ def _run_one(engine: SyncEngine, name: str, dry_run: bool, *, debug: bool = Fals
         summary = RunSummary(agreement=name, run_id="-")
         summary.failure = f"agreement {name} failed: {type(error).__name__}: {error}"
         summary.errors.append(summary.failure + ("" if debug else " (--debug shows where)"))
-        click.echo(f"error: {summary.errors[-1]}", err=True)
+        click.echo(redact(f"error: {summary.errors[-1]}"), err=True)
         return summary
 
 
@@ -624,9 +627,12 @@ def _print_summaries(summaries: list[RunSummary]) -> None:
             f"parked {summary.parked}"
         )
     _print(table, lines)
+    # An adapter's error may quote a URL with its key; the adapters registered their secrets.
+    from nhd_bridge.core.redaction import redact
+
     for summary in summaries:
         for error in summary.errors:
-            errors.print(f"{summary.agreement}: {error}", markup=False, highlight=False)
+            errors.print(redact(f"{summary.agreement}: {error}"), markup=False, highlight=False)
 
 
 def _print_journal(entries: list[JournalEntry]) -> None:
@@ -659,7 +665,7 @@ def _explain(config: LoadedConfig, store: StateStore, ticket: str) -> None:
             return
         shared_uuid = link.shared_uuid
     else:
-        shared_uuid = ticket
+        shared_uuid = _full_uuid(store, ticket)
     links = read.links(shared_uuid)
     if not links:
         click.echo(f"error: no shared ticket {shared_uuid!r} in the state store", err=True)
@@ -683,6 +689,35 @@ def _explain(config: LoadedConfig, store: StateStore, ticket: str) -> None:
             f"{entry.source or '-'} → {entry.target or '-'}"
             f"{' — ' + entry.reason if entry.reason else ''}"
         )
+
+
+def _full_uuid(store: StateStore, text: str) -> str:
+    """A shared ticket's uuid from the uuid or its start (the 12 characters `log` prints)."""
+    from nhd_bridge.core.short_uuids import AmbiguousUuid, expand_ticket_uuid
+
+    try:
+        return expand_ticket_uuid(store, text)
+    except AmbiguousUuid as error:
+        raise UsageFailure(str(error)) from None
+
+
+def _copy_under(
+    config: LoadedConfig, store: StateStore, agreement: str, ticket: str
+) -> tuple[str, str]:
+    """The copy (instance, local id) that a shared uuid names under an agreement: the
+    sender's, else the receiver's."""
+    shared_uuid = _full_uuid(store, ticket)
+    terms = config.bridge.agreements[agreement]
+    sides = (terms.sender, terms.receiver)
+    copies = {link.instance: link.local_id for link in store.read().links(shared_uuid)}
+    for instance in sides:
+        local_id = copies.get(instance)
+        if local_id is not None:
+            return instance, local_id
+    raise UsageFailure(
+        f"{ticket!r}: no shared ticket of agreement {agreement} has that uuid; write the ticket "
+        "as INSTANCE:LOCAL_ID (e.g. support:12) or as its shared uuid"
+    )
 
 
 def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> None:

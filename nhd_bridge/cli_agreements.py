@@ -70,6 +70,10 @@ def make_agreements_group(
 
         return sender_for(instance, transport=transport, sleep=sleep, resolver=resolver)
 
+    def whole_uuid(ctx: click.Context, _param: click.Parameter, text: str) -> str:
+        # `agreements list` prints whole uuids, but the start of one is easier to type.
+        return _whole_agreement_uuid(load_config(ctx), text)
+
     @click.group(name="agreements")
     def agreements() -> None:
         """Agreements with native NHD partners: invite, accept, decline, deactivate."""
@@ -97,7 +101,7 @@ def make_agreements_group(
             )
 
     @agreements.command()
-    @click.argument("uuid")
+    @click.argument("uuid", callback=whole_uuid)
     @click.pass_context
     def show(ctx: click.Context, uuid: str) -> None:
         """One agreement in full (the access key stays hidden)."""
@@ -217,7 +221,7 @@ def make_agreements_group(
                 )
 
     @agreements.command()
-    @click.argument("uuid")
+    @click.argument("uuid", callback=whole_uuid)
     @click.option("--name", default=None, help="Our organisation, as the partner sees it.")
     @click.option("--instance", "via", default=None, help="The nhd instance for this partner.")
     @click.pass_context
@@ -226,7 +230,7 @@ def make_agreements_group(
         answer(ctx, uuid, "accepted", name, via)
 
     @agreements.command()
-    @click.argument("uuid")
+    @click.argument("uuid", callback=whole_uuid)
     @click.option("--name", default=None, help="Our organisation, as the partner sees it.")
     @click.option("--instance", "via", default=None, help="The nhd instance for this partner.")
     @click.pass_context
@@ -235,7 +239,7 @@ def make_agreements_group(
         answer(ctx, uuid, "declined", name, via)
 
     @agreements.command()
-    @click.argument("uuid")
+    @click.argument("uuid", callback=whole_uuid)
     @click.option("--instance", "via", default=None, help="The nhd instance for this partner.")
     @click.pass_context
     def deactivate(ctx: click.Context, uuid: str, via: str | None) -> None:
@@ -273,6 +277,19 @@ def _wire(config: LoadedConfig) -> Iterator[WireStore]:
         yield WireStore(state)
     finally:
         state.close()
+
+
+def _whole_agreement_uuid(config: LoadedConfig, text: str) -> str:
+    from nhd_bridge.core.short_uuids import AmbiguousUuid, expand_agreement_uuid
+    from nhd_bridge.core.state import StateStore
+
+    store = StateStore(config.state_url)
+    try:
+        return expand_agreement_uuid(store, text)
+    except AmbiguousUuid as error:
+        raise AgreementUsageError(str(error)) from None
+    finally:
+        store.close()
 
 
 def _all_agreements(wire: WireStore) -> list[WireAgreement]:
