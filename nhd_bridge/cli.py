@@ -331,8 +331,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, once: bool) ->
     try:
         from nhd_bridge.serve import serve as run_server
     except ImportError as error:
-        from nhd_bridge.core.extras import missing_extra
+        from nhd_bridge.core.extras import EXTRA_OF_MODULE, missing_extra
 
+        if EXTRA_OF_MODULE.get((error.name or "").split(".")[0]) != "server":
+            raise  # not a missing extra: a bug, with its traceback
         raise UsageFailure(missing_extra(error, "serve", extra="server")) from None
     _log_as_asked(ctx, default_level="INFO")
     run_server(config, host=host, port=port)

@@ -137,8 +137,12 @@ class Plugins:
         if kind not in adapters:
             known = ", ".join(sorted(adapters)) or "none"
             missing = next((u for u in self.unavailable if u.name == kind), None)
-            extra = f" (plugin {kind!r} failed to load: {missing.reason})" if missing else ""
-            raise PluginError(f"unknown adapter kind {kind!r}{extra}; known kinds: {known}")
+            if missing is not None:
+                raise PluginError(
+                    f"adapter kind {kind!r} is not available: plugin {kind!r} failed to load: "
+                    f"{missing.reason}"
+                )
+            raise PluginError(f"unknown adapter kind {kind!r}; known kinds: {known}")
         return adapters[kind]
 
     def transform_ticket(self, direction: Direction, fields: dict[str, Any]) -> None:
@@ -166,4 +170,4 @@ def _unavailable_reason(name: str, error: ImportError) -> str:
     extra = EXTRA_OF_PLUGIN.get(name)  # a third-party plugin's needs are its own to say
     if extra is None:
         return str(error)
-    return f"{error}: the {name} adapter needs {install_command(extra)}"
+    return f"{error}; install it with {install_command(extra)}"
