@@ -1,7 +1,8 @@
 """The ``nhd-bridge`` command line (click + rich).
 
 Exit codes: 0 everything synced; 1 the run finished but some tickets were parked or a side could
-not be read; 2 bad configuration or usage.
+not be read; 2 bad configuration or usage; 130 a sync stopped by Ctrl-C (after saying what it
+did).
 """
 
 from __future__ import annotations

@@ -88,10 +88,10 @@ def test_log_level_and_format_come_from_the_environment_too(cli):
     FakeTracker.named("A").create_ticket("Breaks while planned")
     FakeTracker.named("B").fail_next("find_by_shared_uuid", RuntimeError("boom"))
 
-    quiet = cli(
+    refused = cli(
         "sync", env={"NHD_BRIDGE_LOG_LEVEL": "critical", "NHD_BRIDGE_LOG_FORMAT": "json"}
     )
-    assert quiet.exit_code == 2  # not a level: refused, like the option
+    assert refused.exit_code == 2  # not a level: refused, like the option
     FakeTracker.named("B").fail_next("find_by_shared_uuid", RuntimeError("boom"))
     result = cli("sync", env={"NHD_BRIDGE_LOG_LEVEL": "error", "NHD_BRIDGE_LOG_FORMAT": "json"})
 
