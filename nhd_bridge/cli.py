@@ -1,46 +1,69 @@
 """The ``nhd-bridge`` command line (click + rich).
 
 Exit codes: 0 everything synced; 1 the run finished but some tickets were parked or a side could
-not be read; 2 bad configuration or usage.
+not be read; 2 bad configuration or usage; 130 a sync stopped by Ctrl-C (after saying what it
+did).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
+import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
-from pydantic import SecretStr
-from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
-from rich.table import Table
 
 from nhd_bridge.cli_agreements import make_agreements_group
-from nhd_bridge.core.adapter import AdapterError
-from nhd_bridge.core.config import DEFAULT_CONFIG_FILE, ConfigError, LoadedConfig, json_schema
-from nhd_bridge.core.config import load_config as _load_config
-from nhd_bridge.core.engine import AgreementBusy, AgreementRefused, Progress, SyncEngine
-from nhd_bridge.core.plugins import PluginError, Plugins
-from nhd_bridge.core.redaction import install_log_redaction
-from nhd_bridge.core.run import RunSummary
-from nhd_bridge.core.state import JournalEntry, StateStore, StateStoreError, check_store
-from nhd_bridge.core.state.opening import stored_bindings
-from nhd_bridge.core.terminal import SafeConsole, neutralise, neutralised_output
+
+# Everything else is imported where it is used: `nhd-bridge --help` must not pay for SQLAlchemy,
+# httpx, rich or the adapters (tests/test_cli_operators.py holds it to that).
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from nhd_bridge.core.config import LoadedConfig
+    from nhd_bridge.core.engine import Progress, SyncEngine
+    from nhd_bridge.core.plugins import Plugins
+    from nhd_bridge.core.run import RunSummary
+    from nhd_bridge.core.state import JournalEntry, StateStore
+    from nhd_bridge.core.terminal import SafeConsole
 
 EXIT_OK, EXIT_PARKED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report a Ctrl-C
+# The same as nhd_bridge.core.config.DEFAULT_CONFIG_FILE, which --help must not import.
+DEFAULT_CONFIG_FILE = "nhd-bridge.yaml"
 URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)([^@/\s]+)(@)")
 SECRET_WORDS = ("password", "token", "secret", "access_key", "api_key", "apikey", "credential")
 
-console = SafeConsole()
-errors = SafeConsole(stderr=True)
+
+def _console(*, stderr: bool = False) -> SafeConsole:
+    """A console for this invocation's streams and environment (NO_COLOR, FORCE_COLOR...). Piped,
+    a line is never wrapped at the 80 columns rich assumes: scripts and logs get it whole."""
+    from nhd_bridge.core.terminal import SafeConsole
+
+    made = SafeConsole(stderr=stderr)
+    if not made.is_terminal:
+        made.soft_wrap = True
+    return made
+
+
+class _ConsoleOf:
+    """``console.print(...)``: the console of the stream as it is at the time of the call."""
+
+    def __init__(self, *, stderr: bool = False):
+        self._stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_console(stderr=self._stderr), name)
+
+
+console = _ConsoleOf()
+errors = _ConsoleOf(stderr=True)
 
 
 class UsageFailure(click.ClickException):
@@ -49,6 +72,8 @@ class UsageFailure(click.ClickException):
     exit_code = EXIT_USAGE
 
     def show(self, file: Any = None) -> None:
+        from nhd_bridge.core.terminal import neutralise
+
         click.echo(neutralise(f"error: {self.message}"), err=True)
 
 
@@ -58,8 +83,13 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except StateStoreError as error:
-            raise UsageFailure(str(error)) from None
+        except Exception as error:
+            # Imported only now: a StateStoreError can only come from a loaded state store.
+            from nhd_bridge.core.state import StateStoreError
+
+            if isinstance(error, StateStoreError):
+                raise UsageFailure(str(error)) from None
+            raise
 
 
 @click.group(cls=_Commands)
@@ -73,16 +103,38 @@ class _Commands(click.Group):
     type=click.Path(dir_okay=False, path_type=Path),
     help="The bridge configuration (YAML).",
 )
+@click.option(
+    "--log-level",
+    envvar="NHD_BRIDGE_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="What sync and serve log (default: WARNING for sync, INFO for serve).",
+)
+@click.option(
+    "--log-format",
+    envvar="NHD_BRIDGE_LOG_FORMAT",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or as JSON objects (time, level, logger, message, exc_info).",
+)
 @click.version_option(package_name="nhd-bridge")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path) -> None:
+def main(
+    ctx: click.Context, config_path: Path, log_level: str | None, log_format: str
+) -> None:
     """Share tickets between trackers, help desks and CRMs (Networked Help Desk)."""
-    ctx.obj = {"config_path": config_path}
+    ctx.obj = {"config_path": config_path, "log_level": log_level, "log_format": log_format}
     # Tickets, names and errors come from partners: none of it may drive the terminal.
+    from nhd_bridge.core.terminal import neutralised_output  # loads rich: not for --help
+
     ctx.with_resource(neutralised_output())
 
 
 def load(ctx: click.Context) -> LoadedConfig:
+    from nhd_bridge.core.config import ConfigError
+    from nhd_bridge.core.config import load_config as _load_config
+
     try:
         return _load_config(ctx.obj["config_path"])
     except ConfigError as error:
@@ -91,6 +143,9 @@ def load(ctx: click.Context) -> LoadedConfig:
 
 @contextmanager
 def engine_for(config: LoadedConfig, progress: Progress | None = None) -> Iterator[SyncEngine]:
+    from nhd_bridge.core.engine import SyncEngine
+    from nhd_bridge.core.state import StateStore
+
     store = StateStore(config.state_url)
     engine = SyncEngine(config, store, progress=progress)
     try:
@@ -108,6 +163,9 @@ def engine_for(config: LoadedConfig, progress: Progress | None = None) -> Iterat
 @click.pass_context
 def validate(ctx: click.Context, show: bool) -> None:
     """Check the configuration without contacting any tracker."""
+    from nhd_bridge.core.state import check_store
+    from nhd_bridge.core.state.opening import stored_bindings
+
     config = load(ctx)
     if show:
         document = config.bridge.model_dump(mode="json")
@@ -141,6 +199,8 @@ def validate(ctx: click.Context, show: bool) -> None:
 @click.pass_context
 def schema(ctx: click.Context) -> None:
     """Print the JSON Schema of the configuration file, for editors."""
+    from nhd_bridge.core.config import json_schema
+
     click.echo(json.dumps(json_schema(_plugins(ctx)), indent=2))
 
 
@@ -148,6 +208,8 @@ def schema(ctx: click.Context) -> None:
 @click.pass_context
 def adapters(ctx: click.Context) -> None:
     """List the adapter kinds that are installed (and those of the config's plugins: list)."""
+    from rich.table import Table
+
     plugins = _plugins(ctx)
     table = Table("kind", "adapter", "module", title="adapters")
     lines = []
@@ -162,6 +224,10 @@ def adapters(ctx: click.Context) -> None:
 
 def _plugins(ctx: click.Context) -> Plugins:
     """Installed plugins, plus the config's ``plugins:`` modules when there is a config file."""
+    import yaml
+
+    from nhd_bridge.core.plugins import PluginError, Plugins
+
     plugins = Plugins()
     path: Path = ctx.obj["config_path"]
     if not path.exists():
@@ -184,6 +250,8 @@ def _plugins(ctx: click.Context) -> Plugins:
 @click.pass_context
 def check(ctx: click.Context, instances: tuple[str, ...]) -> None:
     """Preflight every instance: credentials, permissions, what the adapter needs."""
+    from nhd_bridge.core.adapter import AdapterError
+
     config = load(ctx)
     failed = False
     with engine_for(config) as engine:
@@ -217,14 +285,33 @@ def check(ctx: click.Context, instances: tuple[str, ...]) -> None:
 def sync(
     ctx: click.Context, names: tuple[str, ...], dry_run: bool, once: bool, debug: bool
 ) -> None:
-    """Run one pass of every agreement (or the ones named)."""
+    """Run one pass of every agreement (or the ones named). Ctrl-C stops after the ticket being
+    written (a second Ctrl-C at once) and exits 130 with what was done."""
     config = load(ctx)
     selected = _agreements(config, names)
+    _log_as_asked(ctx, default_level="WARNING")
     summaries: list[RunSummary] = []
-    with _progress_bar() as progress, engine_for(config, progress) as engine:
-        for name in selected:
-            summaries.append(_run_one(engine, name, dry_run, debug=debug))
+    running: str | None = None
+    try:
+        with (
+            _progress_bar() as progress,
+            engine_for(config, progress) as engine,
+            _stop_on_ctrl_c(engine) as interrupted,
+        ):
+            for name in selected:
+                running = name
+                summaries.append(_run_one(engine, name, dry_run, debug=debug))
+                running = None
+                if interrupted():
+                    break
+    except KeyboardInterrupt:
+        _print_summaries(summaries)
+        _report_interrupt(summaries, selected, cut_short=running)
+        sys.exit(EXIT_INTERRUPTED)
     _print_summaries(summaries)
+    if interrupted():
+        _report_interrupt(summaries, selected, cut_short=None)
+        sys.exit(EXIT_INTERRUPTED)
     parked = any(
         summary.parked or summary.still_parked or summary.errors for summary in summaries
     )
@@ -242,12 +329,15 @@ def serve(ctx: click.Context, host: str | None, port: int | None, once: bool) ->
         ctx.invoke(sync)
         return
     config = load(ctx)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    install_log_redaction(*logging.getLogger().handlers)
-    from nhd_bridge.serve import serve as run_server
+    try:
+        from nhd_bridge.serve import serve as run_server
+    except ImportError as error:
+        from nhd_bridge.core.extras import EXTRA_OF_MODULE, missing_extra
 
+        if EXTRA_OF_MODULE.get((error.name or "").split(".")[0]) != "server":
+            raise  # not a missing extra: a bug, with its traceback
+        raise UsageFailure(missing_extra(error, "serve", extra="server")) from None
+    _log_as_asked(ctx, default_level="INFO")
     run_server(config, host=host, port=port)
 
 
@@ -257,6 +347,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, once: bool) ->
 @click.pass_context
 def plan(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Show what the next run would write. Nothing is written."""
+    from nhd_bridge.core.engine import AgreementRefused
+
     config = load(ctx)
     planned: list[dict[str, Any]] = []
     unread: list[str] = []
@@ -288,7 +380,7 @@ def plan(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
 
 @main.command(name="log")
 @click.option("--agreement", default=None, help="Only this agreement.")
-@click.option("--ticket", default=None, help="Only this shared ticket uuid.")
+@click.option("--ticket", default=None, help="Only this shared ticket uuid (or its start).")
 @click.option("--failed", is_flag=True, help="Only failures.")
 @click.option("-n", "--limit", default=50, show_default=True, help="Newest entries to show.")
 @click.pass_context
@@ -296,12 +388,14 @@ def log_command(
     ctx: click.Context, agreement: str | None, ticket: str | None, failed: bool, limit: int
 ) -> None:
     """Show the journal: every write, skip, conflict and failure, with its reason."""
+    from nhd_bridge.core.state import StateStore
+
     config = load(ctx)
     store = StateStore(config.state_url)
     try:
         entries = store.read().journal(
             agreement=agreement,
-            shared_uuid=ticket,
+            shared_uuid=_full_uuid(store, ticket) if ticket else None,
             outcome="failed" if failed else None,
             limit=limit,
         )
@@ -323,6 +417,8 @@ def log_command(
 @click.pass_context
 def explain(ctx: click.Context, ticket: str) -> None:
     """Why TICKET did or did not sync. TICKET is INSTANCE:LOCAL_ID or a shared uuid."""
+    from nhd_bridge.core.state import StateStore
+
     config = load(ctx)
     store = StateStore(config.state_url)
     try:
@@ -336,14 +432,16 @@ def explain(ctx: click.Context, ticket: str) -> None:
 @click.option("--agreement", required=True, help="The agreement to stop sharing it under.")
 @click.pass_context
 def unshare(ctx: click.Context, ticket: str, agreement: str) -> None:
-    """Stop syncing TICKET (INSTANCE:LOCAL_ID) under an agreement; both copies stay."""
+    """Stop syncing TICKET (INSTANCE:LOCAL_ID, or a shared uuid or its start) under an
+    agreement; both copies stay."""
     config = load(ctx)
     _agreements(config, (agreement,))
-    if ":" not in ticket:
-        raise UsageFailure(f"{ticket!r}: write the ticket as INSTANCE:LOCAL_ID, e.g. support:12")
-    instance, local_id = ticket.split(":", 1)
-    _require_instance(config, instance)
+    if ":" in ticket:
+        instance, local_id = ticket.split(":", 1)
+        _require_instance(config, instance)
     with engine_for(config) as engine:
+        if ":" not in ticket:
+            instance, local_id = _copy_under(config, engine.store, agreement, ticket)
         try:
             shared_uuid = engine.unshare(agreement, instance, local_id)
         except LookupError as error:
@@ -359,6 +457,8 @@ def reset_cursor(ctx: click.Context, instance: str, names: tuple[str, ...]) -> N
     """Make the next run read every ticket of an instance again (after a restore, say).
 
     Safe: tickets that did not change are recognised from their snapshots and not written."""
+    from nhd_bridge.core.state import StateStore
+
     config = load(ctx)
     _require_instance(config, instance)
     selected = [
@@ -380,7 +480,66 @@ def reset_cursor(ctx: click.Context, instance: str, names: tuple[str, ...]) -> N
 # --- helpers -------------------------------------------------------------------------------------
 
 
+def _log_as_asked(ctx: click.Context, *, default_level: str) -> None:
+    """Log as --log-level/--log-format say until the command ends (secrets redacted)."""
+    from nhd_bridge.core.logging_setup import configured_logging
+
+    options = ctx.find_root().obj
+    level = options.get("log_level") or default_level
+    ctx.with_resource(configured_logging(level, options.get("log_format", "text").lower()))
+
+
+@contextmanager
+def _stop_on_ctrl_c(engine: SyncEngine) -> Iterator[Callable[[], bool]]:
+    """The first Ctrl-C asks the run to stop after the ticket being written, so that what was
+    done is recorded and summarised; a second one interrupts at once."""
+    import threading
+
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False  # signals reach the main thread only
+        return
+
+    def on_interrupt(number: int, frame: Any) -> None:
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(number)
+        engine.request_stop()
+        click.echo(
+            "\ninterrupted: stopping after the ticket being written (Ctrl-C again: at once)",
+            err=True,
+        )
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield lambda: bool(asked)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _report_interrupt(
+    summaries: list[RunSummary], selected: list[str], *, cut_short: str | None
+) -> None:
+    done = [summary.agreement for summary in summaries]
+    lines = [f"interrupted: {len(done)} of {len(selected)} agreements ran"]
+    if cut_short is not None:
+        lines.append(
+            f"{cut_short} was interrupted while writing; what it wrote is in the journal "
+            f"(nhd-bridge log --agreement {cut_short})"
+        )
+    not_run = [name for name in selected if name not in done and name != cut_short]
+    if not_run:
+        lines.append(f"not run: {', '.join(not_run)}")
+    lines.append("the next sync goes on from where this one stopped")
+    for line in lines:
+        click.echo(line, err=True)
+
+
 def _run_one(engine: SyncEngine, name: str, dry_run: bool, *, debug: bool = False) -> RunSummary:
+    from nhd_bridge.core.engine import AgreementBusy, AgreementRefused
+    from nhd_bridge.core.redaction import redact
+    from nhd_bridge.core.run import RunSummary
+
     if not console.is_terminal:
         click.echo(f"syncing {name}{' (dry run)' if dry_run else ''}")
     try:
@@ -397,7 +556,7 @@ def _run_one(engine: SyncEngine, name: str, dry_run: bool, *, debug: bool = Fals
         summary = RunSummary(agreement=name, run_id="-")
         summary.failure = f"agreement {name} failed: {type(error).__name__}: {error}"
         summary.errors.append(summary.failure + ("" if debug else " (--debug shows where)"))
-        click.echo(f"error: {summary.errors[-1]}", err=True)
+        click.echo(redact(f"error: {summary.errors[-1]}"), err=True)
         return summary
 
 
@@ -407,13 +566,16 @@ def _progress_bar() -> Iterator[Progress | None]:
     if not console.is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
+
     tasks: dict[tuple[str, str], TaskID] = {}
     with RichProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=_console(),
         transient=True,
     ) as bar:
 
@@ -446,6 +608,8 @@ def _require_instance(config: LoadedConfig, name: str) -> None:
 
 
 def _print_summaries(summaries: list[RunSummary]) -> None:
+    from rich.table import Table
+
     table = Table("agreement", "seen", "writes", "skipped", "conflicts", "parked", title="sync")
     lines = []
     for summary in summaries:
@@ -466,9 +630,12 @@ def _print_summaries(summaries: list[RunSummary]) -> None:
             f"parked {summary.parked}"
         )
     _print(table, lines)
+    # An adapter's error may quote a URL with its key; the adapters registered their secrets.
+    from nhd_bridge.core.redaction import redact
+
     for summary in summaries:
         for error in summary.errors:
-            errors.print(f"{summary.agreement}: {error}", markup=False, highlight=False)
+            errors.print(redact(f"{summary.agreement}: {error}"), markup=False, highlight=False)
 
 
 def _print_journal(entries: list[JournalEntry]) -> None:
@@ -501,7 +668,7 @@ def _explain(config: LoadedConfig, store: StateStore, ticket: str) -> None:
             return
         shared_uuid = link.shared_uuid
     else:
-        shared_uuid = ticket
+        shared_uuid = _full_uuid(store, ticket)
     links = read.links(shared_uuid)
     if not links:
         click.echo(f"error: no shared ticket {shared_uuid!r} in the state store", err=True)
@@ -525,6 +692,35 @@ def _explain(config: LoadedConfig, store: StateStore, ticket: str) -> None:
             f"{entry.source or '-'} → {entry.target or '-'}"
             f"{' — ' + entry.reason if entry.reason else ''}"
         )
+
+
+def _full_uuid(store: StateStore, text: str) -> str:
+    """A shared ticket's uuid from the uuid or its start (the 12 characters `log` prints)."""
+    from nhd_bridge.core.short_uuids import AmbiguousUuid, expand_ticket_uuid
+
+    try:
+        return expand_ticket_uuid(store, text)
+    except AmbiguousUuid as error:
+        raise UsageFailure(str(error)) from None
+
+
+def _copy_under(
+    config: LoadedConfig, store: StateStore, agreement: str, ticket: str
+) -> tuple[str, str]:
+    """The copy (instance, local id) that a shared uuid names under an agreement: the
+    sender's, else the receiver's."""
+    shared_uuid = _full_uuid(store, ticket)
+    terms = config.bridge.agreements[agreement]
+    sides = (terms.sender, terms.receiver)
+    copies = {link.instance: link.local_id for link in store.read().links(shared_uuid)}
+    for instance in sides:
+        local_id = copies.get(instance)
+        if local_id is not None:
+            return instance, local_id
+    raise UsageFailure(
+        f"{ticket!r}: no shared ticket of agreement {agreement} has that uuid; write the ticket "
+        "as INSTANCE:LOCAL_ID (e.g. support:12) or as its shared uuid"
+    )
 
 
 def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> None:
@@ -577,6 +773,8 @@ def _described(agreement: str, items: list[Any]) -> list[dict[str, Any]]:
 
 
 def _redacted(value: Any, key: str = "") -> Any:
+    from pydantic import SecretStr
+
     if isinstance(value, SecretStr):
         return "**********"
     if isinstance(value, dict):
@@ -643,6 +841,10 @@ main.add_command(make_agreements_group(load), name="agreements")
 def run() -> None:  # pragma: no cover - console entry point
     try:
         main()
-    except PluginError as error:
+    except Exception as error:
+        from nhd_bridge.core.plugins import PluginError
+
+        if not isinstance(error, PluginError):
+            raise
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)

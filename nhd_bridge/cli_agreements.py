@@ -14,19 +14,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
-from nhd_bridge.adapters.nhd import NhdConfig, sender_for
-from nhd_bridge.core.config import LoadedConfig
-from nhd_bridge.core.protocol.invites import new_invite
-from nhd_bridge.core.protocol.rules import RuleViolation, check_transition, same_base_url
-from nhd_bridge.core.protocol.sender import NHDSender, Resolver, SenderError, SendResult
-from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore
-from nhd_bridge.core.state import StateStore
-from nhd_bridge.core.terminal import neutralise
+# The protocol, the store and httpx are imported where they are used, so that building this
+# group (which every `nhd-bridge` command does, --help included) costs nothing.
+if TYPE_CHECKING:
+    import httpx
+
+    from nhd_bridge.adapters.nhd import NhdConfig
+    from nhd_bridge.core.config import LoadedConfig
+    from nhd_bridge.core.protocol.sender import NHDSender, Resolver, SendResult
+    from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore
 
 __all__ = ["make_agreements_group"]
 
@@ -39,6 +39,8 @@ class AgreementUsageError(click.ClickException):
     exit_code = EXIT_USAGE
 
     def show(self, file: Any = None) -> None:
+        from nhd_bridge.core.terminal import neutralise
+
         click.echo(neutralise(f"error: {self.message}"), err=True)
 
 
@@ -48,6 +50,8 @@ class PartnerFailure(click.ClickException):
     exit_code = EXIT_UNREACHABLE
 
     def show(self, file: Any = None) -> None:
+        from nhd_bridge.core.terminal import neutralise
+
         click.echo(neutralise(f"error: {self.message}"), err=True)
 
 
@@ -62,7 +66,13 @@ def make_agreements_group(
     ``sleep`` and ``resolver`` replace the network in tests."""
 
     def sender(instance: NhdConfig) -> NHDSender:
+        from nhd_bridge.adapters.nhd import sender_for
+
         return sender_for(instance, transport=transport, sleep=sleep, resolver=resolver)
+
+    def whole_uuid(ctx: click.Context, _param: click.Parameter, text: str) -> str:
+        # `agreements list` prints whole uuids, but the start of one is easier to type.
+        return _whole_agreement_uuid(load_config(ctx), text)
 
     @click.group(name="agreements")
     def agreements() -> None:
@@ -91,7 +101,7 @@ def make_agreements_group(
             )
 
     @agreements.command()
-    @click.argument("uuid")
+    @click.argument("uuid", callback=whole_uuid)
     @click.pass_context
     def show(ctx: click.Context, uuid: str) -> None:
         """One agreement in full (the access key stays hidden)."""
@@ -147,6 +157,9 @@ def make_agreements_group(
         sync_custom_fields: bool,
     ) -> None:
         """Invite the instance's partner to an agreement where we share tickets with it."""
+        from nhd_bridge.core.protocol.invites import new_invite
+        from nhd_bridge.core.protocol.sender import SenderError
+
         config = load_config(ctx)
         instance = _nhd_instance(config, instance_name)
         offer = new_invite(
@@ -208,7 +221,7 @@ def make_agreements_group(
                 )
 
     @agreements.command()
-    @click.argument("uuid")
+    @click.argument("uuid", callback=whole_uuid)
     @click.option("--name", default=None, help="Our organisation, as the partner sees it.")
     @click.option("--instance", "via", default=None, help="The nhd instance for this partner.")
     @click.pass_context
@@ -217,7 +230,7 @@ def make_agreements_group(
         answer(ctx, uuid, "accepted", name, via)
 
     @agreements.command()
-    @click.argument("uuid")
+    @click.argument("uuid", callback=whole_uuid)
     @click.option("--name", default=None, help="Our organisation, as the partner sees it.")
     @click.option("--instance", "via", default=None, help="The nhd instance for this partner.")
     @click.pass_context
@@ -226,7 +239,7 @@ def make_agreements_group(
         answer(ctx, uuid, "declined", name, via)
 
     @agreements.command()
-    @click.argument("uuid")
+    @click.argument("uuid", callback=whole_uuid)
     @click.option("--instance", "via", default=None, help="The nhd instance for this partner.")
     @click.pass_context
     def deactivate(ctx: click.Context, uuid: str, via: str | None) -> None:
@@ -256,11 +269,27 @@ def make_agreements_group(
 
 @contextmanager
 def _wire(config: LoadedConfig) -> Iterator[WireStore]:
+    from nhd_bridge.core.protocol.wire_store import WireStore
+    from nhd_bridge.core.state import StateStore
+
     state = StateStore(config.state_url)
     try:
         yield WireStore(state)
     finally:
         state.close()
+
+
+def _whole_agreement_uuid(config: LoadedConfig, text: str) -> str:
+    from nhd_bridge.core.short_uuids import AmbiguousUuid, expand_agreement_uuid
+    from nhd_bridge.core.state import StateStore
+
+    store = StateStore(config.state_url)
+    try:
+        return expand_agreement_uuid(store, text)
+    except AmbiguousUuid as error:
+        raise AgreementUsageError(str(error)) from None
+    finally:
+        store.close()
 
 
 def _all_agreements(wire: WireStore) -> list[WireAgreement]:
@@ -282,6 +311,8 @@ def _known(wire: WireStore, uuid: str) -> WireAgreement:
 
 
 def _allowed(agreement: WireAgreement, status: str, *, actor: Any) -> None:
+    from nhd_bridge.core.protocol.rules import RuleViolation, check_transition
+
     try:
         check_transition(
             agreement.status,
@@ -298,6 +329,8 @@ def _allowed(agreement: WireAgreement, status: str, *, actor: Any) -> None:
 
 
 def _told(call: Callable[[], SendResult]) -> None:
+    from nhd_bridge.core.protocol.sender import SenderError
+
     try:
         result = call()
     except SenderError as error:
@@ -307,6 +340,8 @@ def _told(call: Callable[[], SendResult]) -> None:
 
 
 def _nhd_instances(config: LoadedConfig) -> dict[str, NhdConfig]:
+    from nhd_bridge.adapters.nhd import NhdConfig
+
     return {
         name: options
         for name, options in config.adapter_configs.items()
@@ -364,6 +399,8 @@ def _binding_target(
     """The instance a partner's invite we accept belongs to: the one named, the one the YAML
     pins to it, else the only free nhd instance for its partner URL that the YAML has share
     with us (an agreement's sender, or in no agreement yet); None when that is ambiguous."""
+    from nhd_bridge.core.protocol.rules import same_base_url
+
     if name is not None:
         return name
     pinned = _bound_instance(config, agreement.uuid)
@@ -391,6 +428,8 @@ def _instance_for(config: LoadedConfig, agreement: WireAgreement, name: str | No
     """The nhd instance whose URL policy governs calls about this agreement: the one named, the
     one bound to it, or the one configured for its partner URL. An invite names any URL it likes,
     so calling it without such an instance would let any invite aim us anywhere."""
+    from nhd_bridge.core.protocol.rules import same_base_url
+
     if name is not None:
         return _nhd_instance(config, name)
     instances = _nhd_instances(config)

@@ -141,7 +141,10 @@ def serve(config: LoadedConfig, *, host: str | None = None, port: int | None = N
             app,
             host=host or config.bridge.server.host,
             port=config.bridge.server.port if port is None else port,
-            log_level="info",
+            # No logging setup of uvicorn's own: its records go to the root logger, so they take
+            # the operator's --log-level/--log-format and the secret redaction like any other.
+            log_config=None,
+            log_level=None,
             # Tokens travel in headers, never in URLs, so access logs cannot leak them.
             access_log=True,
             # More connections are answered 503; an idle connection is closed after this.

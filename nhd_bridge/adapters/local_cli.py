@@ -20,14 +20,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
-from rich.console import Console, Group
-from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
 
 from nhd_bridge.adapters.local import (
     LocalConfig,
@@ -38,7 +34,13 @@ from nhd_bridge.adapters.local import (
 )
 from nhd_bridge.core.adapter import AdapterError, CommentRecord, TicketRecord
 from nhd_bridge.core.model import Actor
-from nhd_bridge.core.terminal import SafeConsole
+
+# rich is imported where output is drawn: mounting this group (every `nhd-bridge` command,
+# --help included, does) must not pay for it.
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
 
 __all__ = ["DB_ENVVAR", "TRACKER_CONFIG_KEY", "Refused", "local_group", "open_tracker"]
 
@@ -337,6 +339,8 @@ def delete_command(session: _Session, ticket_id: int, yes: bool) -> None:
 def _console() -> Console:
     # Made per command, not at import: it must see the stdout of this invocation (a test runner,
     # a pipe), and rich then decides "terminal or not" the standard way (TTY, NO_COLOR...).
+    from nhd_bridge.core.terminal import SafeConsole
+
     return SafeConsole(highlight=False)
 
 
@@ -432,6 +436,9 @@ def _attachment_lines(comment: CommentRecord) -> list[str]:
 
 
 def _ticket_table(tickets: list[TicketRecord]) -> Table:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"{len(tickets)} ticket(s)", title_justify="left")
     table.add_column("ID", no_wrap=True)
     table.add_column("Status", no_wrap=True)
@@ -454,6 +461,10 @@ def _ticket_table(tickets: list[TicketRecord]) -> Table:
 
 
 def _ticket_panel(ticket: TicketRecord) -> Panel:
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
@@ -463,6 +474,10 @@ def _ticket_panel(ticket: TicketRecord) -> Panel:
 
 
 def _comment_panel(comment: CommentRecord) -> Panel:
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.panel import Panel
+
     # Private comments stand out: mistaking one for public is how things leak to customers.
     style = "green" if comment.public else "yellow"
     parts: list[Any] = [escape(comment.body)]

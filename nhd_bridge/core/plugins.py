@@ -70,7 +70,8 @@ class Plugins:
                 plugin = entry_point.load()
             except ImportError as error:
                 # An adapter whose optional extra is not installed: list it, do not fail.
-                self.unavailable.append(UnavailablePlugin(entry_point.name, str(error)))
+                reason = _unavailable_reason(entry_point.name, error)
+                self.unavailable.append(UnavailablePlugin(entry_point.name, reason))
                 continue
             self.register(plugin, name=entry_point.name)
 
@@ -136,8 +137,12 @@ class Plugins:
         if kind not in adapters:
             known = ", ".join(sorted(adapters)) or "none"
             missing = next((u for u in self.unavailable if u.name == kind), None)
-            extra = f" (plugin {kind!r} failed to load: {missing.reason})" if missing else ""
-            raise PluginError(f"unknown adapter kind {kind!r}{extra}; known kinds: {known}")
+            if missing is not None:
+                raise PluginError(
+                    f"adapter kind {kind!r} is not available: plugin {kind!r} failed to load: "
+                    f"{missing.reason}"
+                )
+            raise PluginError(f"unknown adapter kind {kind!r}; known kinds: {known}")
         return adapters[kind]
 
     def transform_ticket(self, direction: Direction, fields: dict[str, Any]) -> None:
@@ -156,3 +161,13 @@ class Plugins:
 
     def ticket_parked(self, agreement: str, shared_uuid: str, error: str) -> None:
         self._pm.hook.nhd_ticket_parked(agreement=agreement, shared_uuid=shared_uuid, error=error)
+
+
+def _unavailable_reason(name: str, error: ImportError) -> str:
+    """The import error, and the extra that installs what is missing when it is one of ours."""
+    from nhd_bridge.core.extras import EXTRA_OF_PLUGIN, install_command
+
+    extra = EXTRA_OF_PLUGIN.get(name)  # a third-party plugin's needs are its own to say
+    if extra is None:
+        return str(error)
+    return f"{error}; install it with {install_command(extra)}"

@@ -120,7 +120,10 @@ class BridgeScheduler:
             with self._lock:
                 self._running.pop(name, None)
             engine.close()
-        log.info(
+        # A run that changed nothing is every interval's news: said at DEBUG only.
+        quiet = not (summary.total_writes or summary.parked or summary.errors)
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
             "%s: seen %d, writes %d, parked %d",
             name,
             summary.tickets_seen,
