@@ -307,3 +307,18 @@ def test_a_failing_agreement_is_recorded_with_when_and_why(make_bridge):
     assert second.failing_since == first.failing_since
     assert healed.failing_since is None and healed.last_error is None
     assert healed.last_ok_at is not None
+
+
+def test_a_secret_quoted_by_a_trackers_error_is_not_stored(make_bridge):
+    instances = {"A": {"kind": "fake", "token": "s3cret-token-value"}, "B": {"kind": "fake"}}
+    bridge = make_bridge({"ab": full()}, instances)
+    FakeTracker.named("A").create_ticket("VPN drops")
+    leak = PermanentError("403 on https://b.example/api?key=s3cret-token-value")
+    FakeTracker.named("B").fail_next("create", leak)
+
+    bridge.run()
+
+    stored = [entry.reason or "" for entry in bridge.journal()]
+    stored += [row.error for row in bridge.store.read().parked("ab")]
+    assert any("403 on" in text for text in stored)
+    assert not any("s3cret-token-value" in text for text in stored)

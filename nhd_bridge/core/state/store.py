@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from nhd_bridge.core.redaction import redact
 from nhd_bridge.core.state import schema
 from nhd_bridge.core.state.opening import opening_errors
 from nhd_bridge.core.state.schema import (
@@ -653,7 +654,8 @@ class StateTx:
                     "field": entry.field,
                     "before": _json_or_none(entry.before),
                     "after": _json_or_none(entry.after),
-                    "reason": entry.reason,
+                    # Reasons quote trackers' errors, which may carry a URL with a key in it.
+                    "reason": redact(entry.reason) if entry.reason else entry.reason,
                 }
                 for entry in entries
             ],
@@ -714,7 +716,11 @@ class StateTx:
             }
         else:
             since = found.failing_since if found and found.failing_since else now
-            values = {"last_run_at": now, "failing_since": since, "last_error": error[:4000]}
+            values = {
+                "last_run_at": now,
+                "failing_since": since,
+                "last_error": redact(error)[:4000],
+            }
         self._upsert(agreement_health, {"agreement": agreement}, values)
 
     def health(self, agreement: str) -> AgreementHealth | None:
@@ -748,7 +754,7 @@ class StateTx:
         values = {
             "instance": instance,
             "local_id": local_id,
-            "error": error,
+            "error": redact(error),
             "attempts": attempts,
             "next_attempt_at": now + delay,
         }
