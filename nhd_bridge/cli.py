@@ -360,7 +360,7 @@ def doctor(ctx: click.Context, names: tuple[str, ...], repair: bool, as_json: bo
         click.echo(json.dumps({"findings": entries, "errors": examiner.errors}, indent=2))
     else:
         for finding, done in outcome:
-            click.echo(describe(done or finding))
+            click.echo(describe(finding) if done is None else describe(done, repaired=True))
         for error in examiner.errors:
             click.echo(f"error: {error}", err=True)
         click.echo(_doctor_summary(len(findings), len(fixed), unrepaired, for_a_person, repair))

@@ -275,6 +275,30 @@ def test_comments_unlinked_on_both_sides_are_matched_by_breadcrumb_and_minted_uu
     assert_writes_nothing(bridge)
 
 
+def test_a_comment_link_to_a_comment_no_longer_there_is_moved_to_the_one_carrying_it(
+    make_bridge,
+):
+    """Without the repair a sync takes the comment carrying the breadcrumb for a duplicate of a
+    comment that is gone, and leaves it out (an edit to it would never travel)."""
+    bridge, _, copy, shared_uuid = shared(make_bridge)
+    links = bridge.store.read().comment_links(shared_uuid)
+    [arrived] = [uuid for uuid in links["B"] if uuid in links["A"]][:1]
+    with bridge.store.transaction() as tx:
+        tx.put_comment_link(arrived, "B", shared_uuid, "c999")
+
+    doctor = doctor_of(bridge)
+    [finding] = doctor.examine()
+    assert (finding.kind, finding.local_ids) == ("unlinked-comment", (links["B"][arrived],))
+    assert finding.ticket_id == copy
+    assert "links it to comment c999, which is no longer there" in finding.detail
+
+    doctor.repair([finding])
+
+    assert bridge.store.read().comment_links(shared_uuid) == links
+    assert doctor.examine() == []
+    assert_writes_nothing(bridge)
+
+
 def test_a_duplicate_comment_is_reported_and_left_for_a_person(make_bridge):
     bridge, _, copy, shared_uuid = shared(make_bridge)
     b = FakeTracker.named("B")
@@ -364,7 +388,10 @@ def test_doctor_command_finds_a_planted_duplicate_and_orphan_repairs_and_then_is
     repaired = cli("doctor", "--repair", "--agreement", "ab")
 
     assert repaired.exit_code == 1  # the duplicate stays until a person deletes it
-    assert "was deleted in B" in repaired.stdout.splitlines()[0]
+    assert repaired.stdout.splitlines()[0].startswith(
+        f"orphan-link B:{vpn.local_id} {vpn.shared_uuid[:12]} — repaired: ticket {vpn.local_id} "
+        "was deleted in B"
+    )
     assert repaired.stdout.splitlines()[-1] == (
         "2 findings, 1 repaired, 1 with copies for a person to delete in a tracker"
     )

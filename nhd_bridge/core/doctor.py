@@ -642,6 +642,7 @@ def _natural(local_id: str) -> tuple[tuple[int, int | str], ...]:
     )
 
 
-def describe(finding: Finding) -> str:
+def describe(finding: Finding, *, repaired: bool = False) -> str:
     """One line for the terminal: kind, where, which shared ticket, what to do (or was done)."""
-    return f"{finding.kind} {_where(finding)} {finding.shared_uuid[:12]} — {finding.detail}"
+    done = "repaired: " if repaired else ""
+    return f"{finding.kind} {_where(finding)} {finding.shared_uuid[:12]} — {done}{finding.detail}"
