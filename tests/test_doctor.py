@@ -461,3 +461,32 @@ def test_doctor_on_local_trackers_finds_and_repairs_an_orphan_a_pending_link_and
     finally:
         a.close()
         b.close()
+
+
+def test_after_a_lost_store_and_a_sync_doctor_agrees_then_finds_what_is_planted(
+    make_bridge, tmp_path
+):
+    bridge, _, copy, shared_uuid = shared(make_bridge)
+    other = FakeTracker.named("A").create_ticket("VPN drops")
+    bridge.run_until_quiet()
+    bridge.engine.close()
+    bridge.store.close()
+    for file in tmp_path.glob("state.db*"):
+        file.unlink()
+    bridge.restart()
+    assert doctor_of(bridge).examine() == []  # nothing is known, nothing contradicts the trackers
+    bridge.run()  # adopts every copy
+
+    doctor = doctor_of(bridge)
+    assert doctor.examine() == []
+    b = FakeTracker.named("B")
+    duplicate = plant_duplicate("B", shared_uuid)
+    other_copy = bridge.store.read().link(
+        bridge.store.read().link_for_local("A", other).shared_uuid, "B"
+    ).local_id
+    b.delete_ticket(other_copy)
+
+    assert kinds(doctor.examine()) == [
+        ("orphan-link", "B", (other_copy,)),
+        ("duplicate-copy", "B", (copy, duplicate)),
+    ]

@@ -110,15 +110,19 @@ class Doctor:
         self.config = config
         self.store = store
         self._adapter = adapter_for
-        self._sharing_url = sharing_url or (
-            lambda instance: config.sharing_url(instance, store.installation_id())
-        )
+        self._sharing_url = sharing_url or self._engine_sharing_url
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         # What could not be looked at or repaired, one line each: a tracker that could not be
         # read is never taken for an empty one.
         self.errors: list[str] = []
         self._censuses: dict[str, _Census | None] = {}
         self._links: dict[str, list[LinkRow]] = {}
+
+    def _engine_sharing_url(self, instance: str) -> str:
+        """The rule ``SyncEngine`` attaches adapters with: configured, else the tracker's own
+        identity, else the installation id kept in the store."""
+        identity = self._adapter(instance).tracker_identity()
+        return self.config.sharing_url(instance, self.store.installation_id, identity)
 
     # --- examining ------------------------------------------------------------------------------
 
