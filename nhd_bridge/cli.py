@@ -373,12 +373,12 @@ def _doctor_summary(
 ) -> str:
     if not found:
         return "no findings: the state store and the trackers agree"
-    parts = [f"{found} findings", f"{repaired} repaired"]
+    parts = [f"{found} finding{'' if found == 1 else 's'}", f"{repaired} repaired"]
     repairable = sum(1 for finding in unrepaired if finding.repairable)
     if repairable:
         parts.append(f"{repairable} " + ("not repaired" if repair else "repairable with --repair"))
     if for_a_person:
-        parts.append(f"{len(for_a_person)} with copies for a person to delete in a tracker")
+        parts.append(f"{len(for_a_person)} with duplicates for a person to delete in a tracker")
     return ", ".join(parts)
 
 

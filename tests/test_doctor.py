@@ -382,7 +382,7 @@ def test_doctor_command_finds_a_planted_duplicate_and_orphan_repairs_and_then_is
     )
     assert lines[2] == (
         "2 findings, 0 repaired, 1 repairable with --repair, "
-        "1 with copies for a person to delete in a tracker"
+        "1 with duplicates for a person to delete in a tracker"
     )
 
     repaired = cli("doctor", "--repair", "--agreement", "ab")
@@ -393,7 +393,7 @@ def test_doctor_command_finds_a_planted_duplicate_and_orphan_repairs_and_then_is
         "was deleted in B"
     )
     assert repaired.stdout.splitlines()[-1] == (
-        "2 findings, 1 repaired, 1 with copies for a person to delete in a tracker"
+        "2 findings, 1 repaired, 1 with duplicates for a person to delete in a tracker"
     )
     document = json.loads(cli("doctor", "--json").stdout)
     assert [(f["kind"], f["repairable"], f["repaired"]) for f in document["findings"]] == [
