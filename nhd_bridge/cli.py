@@ -428,6 +428,57 @@ def explain(ctx: click.Context, ticket: str) -> None:
 
 
 @main.command()
+@click.option("--agreement", "names", multiple=True, help="Only this agreement (repeatable).")
+@click.option("--repair", is_flag=True, help="Fix in the state store what can be fixed there.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def doctor(ctx: click.Context, names: tuple[str, ...], repair: bool, as_json: bool) -> None:
+    """Compare the state store with the trackers: pending and orphan links, duplicate copies,
+    unlinked comments. Reads every ticket; changes no ticket. Exit 1 while findings remain."""
+    from dataclasses import asdict
+
+    from nhd_bridge.core.doctor import Doctor, describe
+
+    config = load(ctx)
+    selected = _agreements(config, names)
+    with engine_for(config) as engine:
+        examiner = Doctor(config, engine.store, engine.adapter)
+        findings = examiner.examine(selected)
+        fixed = {done.key: done for done in (examiner.repair(findings) if repair else [])}
+    outcome = [(finding, fixed.get(finding.key)) for finding in findings]
+    unrepaired = [finding for finding, done in outcome if done is None]
+    for_a_person = [finding for finding in findings if finding.needs_a_person]
+    if as_json:
+        entries = [
+            {**asdict(finding), "repaired": done is not None, "done": done and done.detail}
+            for finding, done in outcome
+        ]
+        click.echo(json.dumps({"findings": entries, "errors": examiner.errors}, indent=2))
+    else:
+        for finding, done in outcome:
+            click.echo(describe(finding) if done is None else describe(done, repaired=True))
+        for error in examiner.errors:
+            click.echo(f"error: {error}", err=True)
+        click.echo(_doctor_summary(len(findings), len(fixed), unrepaired, for_a_person, repair))
+    left = unrepaired or for_a_person or examiner.errors
+    sys.exit(EXIT_PARKED if left else EXIT_OK)
+
+
+def _doctor_summary(
+    found: int, repaired: int, unrepaired: list[Any], for_a_person: list[Any], repair: bool
+) -> str:
+    if not found:
+        return "no findings: the state store and the trackers agree"
+    parts = [f"{found} finding{'' if found == 1 else 's'}", f"{repaired} repaired"]
+    repairable = sum(1 for finding in unrepaired if finding.repairable)
+    if repairable:
+        parts.append(f"{repairable} " + ("not repaired" if repair else "repairable with --repair"))
+    if for_a_person:
+        parts.append(f"{len(for_a_person)} with duplicates for a person to delete in a tracker")
+    return ", ".join(parts)
+
+
+@main.command()
 @click.argument("ticket")
 @click.option("--agreement", required=True, help="The agreement to stop sharing it under.")
 @click.pass_context

@@ -795,6 +795,17 @@ class StateTx:
             query = query.where(parked.c.agreement == agreement)
         return [_parked(row) for row in self._execute(query)]
 
+    # --- read by nhd-bridge doctor --------------------------------------------------------------
+
+    def instance_links(self, instance: str) -> list[LinkRow]:
+        """Every link of one instance, oldest first: what ``doctor`` checks against the tracker."""
+        rows = self._execute(
+            select(ticket_links)
+            .where(ticket_links.c.instance == instance)
+            .order_by(ticket_links.c.created_at)
+        )
+        return [link for row in rows if (link := _link(row)) is not None]
+
 
 # --- helpers ------------------------------------------------------------------------------------
 
