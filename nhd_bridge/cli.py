@@ -442,7 +442,7 @@ def doctor(ctx: click.Context, names: tuple[str, ...], repair: bool, as_json: bo
     config = load(ctx)
     selected = _agreements(config, names)
     with engine_for(config) as engine:
-        examiner = Doctor(config, engine.store, engine.adapter)
+        examiner = Doctor(config, engine.store, engine.adapter, engine.sharing_url)
         findings = examiner.examine(selected)
         fixed = {done.key: done for done in (examiner.repair(findings) if repair else [])}
     outcome = [(finding, fixed.get(finding.key)) for finding in findings]

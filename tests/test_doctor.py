@@ -28,7 +28,7 @@ FULL = {"ab": {"sender": "A", "receiver": "B", "allows_public_comments": True}}
 
 
 def doctor_of(bridge) -> Doctor:
-    return Doctor(bridge.config, bridge.store, bridge.engine.adapter)
+    return Doctor(bridge.config, bridge.store, bridge.engine.adapter, bridge.engine.sharing_url)
 
 
 def shared(make_bridge):

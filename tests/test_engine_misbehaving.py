@@ -234,7 +234,7 @@ def test_a_ticket_whose_derived_uuid_a_partner_took_first_is_shared_under_anothe
     a, b = FakeTracker.named("A"), FakeTracker.named("B")
     squatted = a.create_ticket("a partner's ticket, received under a predictable uuid")
     ticket = a.create_ticket("ours")
-    derived = nhd_uuid(bridge.engine._sharing_url("A"), "tickets", ticket)
+    derived = nhd_uuid(bridge.engine.sharing_url("A"), "tickets", ticket)
     with bridge.store.transaction() as tx:
         tx.put_link(derived, "A", squatted, "linked")
 

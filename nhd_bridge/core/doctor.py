@@ -96,33 +96,26 @@ class Doctor:
     """Examines (and repairs) the store of one configuration against its trackers.
 
     ``adapter_for`` is the engine's ``adapter``, so that adapters are built and attached the way a
-    sync does; ``sharing_url`` gives an instance's sharing URL (by default the engine's rule),
-    from which the uuids of comments people wrote are minted."""
+    sync does; ``sharing_url`` is the engine's ``sharing_url``, from which the uuids of
+    comments people wrote are minted."""
 
     def __init__(
         self,
         config: LoadedConfig,
         store: StateStore,
         adapter_for: Callable[[str], Adapter],
-        *,
-        sharing_url: Callable[[str], str] | None = None,
+        sharing_url: Callable[[str], str],
     ):
         self.config = config
         self.store = store
         self._adapter = adapter_for
-        self._sharing_url = sharing_url or self._engine_sharing_url
+        self._sharing_url = sharing_url
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         # What could not be looked at or repaired, one line each: a tracker that could not be
         # read is never taken for an empty one.
         self.errors: list[str] = []
         self._censuses: dict[str, _Census | None] = {}
         self._links: dict[str, list[LinkRow]] = {}
-
-    def _engine_sharing_url(self, instance: str) -> str:
-        """The rule ``SyncEngine`` attaches adapters with: configured, else the tracker's own
-        identity, else the installation id kept in the store."""
-        identity = self._adapter(instance).tracker_identity()
-        return self.config.sharing_url(instance, self.store.installation_id, identity)
 
     # --- examining ------------------------------------------------------------------------------
 

@@ -196,7 +196,8 @@ class SyncEngine:
         adapter.attach(AdapterContext(instance, url, self.store))
         self._adapters[instance] = adapter
 
-    def _sharing_url(self, instance: str) -> str:
+    def sharing_url(self, instance: str) -> str:
+        """The base the uuids of this instance are minted from (ADR 0001)."""
         self.adapter(instance)
         return self._sharing_urls[instance]
 
@@ -363,7 +364,7 @@ class SyncEngine:
             name=name,
             uuid=stored.uuid
             if stored
-            else nhd_uuid(self._sharing_url(agreement.sender), "agreements", name),
+            else nhd_uuid(self.sharing_url(agreement.sender), "agreements", name),
             sender=agreement.sender,
             receiver=agreement.receiver,
             status=agreement.status,
@@ -383,7 +384,7 @@ class SyncEngine:
                 instance=instance,
                 role=role,
                 capabilities=self.adapter(instance).capabilities,
-                sharing_url=self._sharing_url(instance),
+                sharing_url=self.sharing_url(instance),
                 closed_statuses=frozenset(config.closed_statuses),
             )
 
