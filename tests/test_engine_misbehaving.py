@@ -322,3 +322,28 @@ def test_a_secret_quoted_by_a_trackers_error_is_not_stored(make_bridge):
     stored += [row.error for row in bridge.store.read().parked("ab")]
     assert any("403 on" in text for text in stored)
     assert not any("s3cret-token-value" in text for text in stored)
+
+
+def test_a_status_a_person_sets_right_after_our_write_is_not_reverted(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("VPN drops", status="open")
+    bridge.run()
+    [copy] = b.tickets()
+    a.set_status(ticket, "pending")
+    adapter = bridge.engine.adapter("B")
+    update = adapter.update
+
+    def update_then_a_person_acts(local_id, changes):
+        update(local_id, changes)
+        b.set_status(local_id, "solved")  # between our write and our read-back
+
+    adapter.update = update_then_a_person_acts
+    bridge.run()
+    adapter.update = update
+    later(bridge)
+    bridge.run()
+    bridge.run()
+
+    assert (a.ticket(ticket).status, b.ticket(copy.local_id).status) == ("solved", "solved")
+    assert not [e for e in bridge.journal() if e.action == "verify" and e.outcome == "failed"]

@@ -518,6 +518,10 @@ def _ignored_writes(
             write = next(
                 (w for w in item.plan.fields if w.target == target and w.name == field_name), None
             )
+            if write is not None and actual != write.before:
+                # Neither what we wrote nor what was there: a person changed it meanwhile. The
+                # snapshot keeps what we wrote, so the next read carries their change back.
+                continue
             source = write.source if write else rules.other(rules.side(target)).instance
             snapshots[target][field_name] = actual
             snapshots.get(source, {}).pop(field_name, None)
