@@ -35,16 +35,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, BinaryIO
 
 import httpx
 
 from nhd_bridge.adapters.rest_config import BasicAuth, Operation, RestConfig
-from nhd_bridge.adapters.rest_http import RestClient
+from nhd_bridge.adapters.rest_http import AmbiguousWrite, RestClient
 from nhd_bridge.adapters.rest_template import TemplateError, search
 from nhd_bridge.core.adapter import (
     Adapter,
@@ -60,17 +64,22 @@ from nhd_bridge.core.adapter import (
     TicketChanges,
     TicketDraft,
     TicketRecord,
+    TransientError,
 )
 from nhd_bridge.core.hookspecs import hookimpl
 from nhd_bridge.core.model import Actor, parse_timestamp
 
 __all__ = ["RestAdapter", "RestConfig", "nhd_register_adapters"]
 
-CURSOR_VERSION = 1
+log = logging.getLogger(__name__)
+
+CURSOR_VERSION = 2
 # The cursor keeps fingerprints of at most this many tickets from the lookback window; beyond
 # that, tickets are simply read again (correct, only slower).
 MAX_CURSOR_FINGERPRINTS = 2000
 ISO_SEND_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The local id of the comment a ticket's description is read as (ticket.description).
+DESCRIPTION_PREFIX = "description-"
 
 
 class RestAdapter(Adapter):
@@ -159,31 +168,88 @@ class RestAdapter(Adapter):
     # --- reading --------------------------------------------------------------------------------
 
     def changed_since(self, cursor: str | None) -> Iterator[ChangePage]:
-        since, seen = _parse_cursor(cursor)
+        """Tickets changed since the cursor, a page at a time.
+
+        Each page's cursor covers only what was yielded so far: committed after that page's
+        tickets are written, it never skips a ticket of a later page. With keyset paging (a
+        stable order by id, ADR 0006) it holds where the read is (``resume``) and the cursor of
+        the read as it started; the last page, empty, carries the next read's cursor. A ticket
+        whose ``updated_at`` in the list is the one an earlier read saw, read after that second
+        had passed (the tracker's ``Date``), is not read again (``refetch`` costs nothing idle).
+        """
+        state = _parse_cursor(cursor)
+        since, seen, resume = state.since, state.seen, state.resume
         lookback = timedelta(seconds=self.config.changes.lookback_seconds)
         query_since = since - lookback if since is not None else None
         context = self._context(since=self._send_date(query_since))
-        newest = since
-        for items in self.client.pages(
-            self.config.operations.list_changed, context, what="listing changed tickets"
-        ):
+        operation = self.config.operations.list_changed
+        keyset = operation.pagination.style == "keyset"
+        newest = resume.newest if resume else since
+        started = resume.started if resume else None
+        start_key = resume.key if resume else None
+        pages = self.client.read_pages(
+            operation, context, what="listing changed tickets", start_key=start_key
+        )
+        for items, answer in pages:
+            if started is None:
+                started = _server_date(answer.response)
             tickets: list[TicketRecord] = []
             for listed in items:
+                local_id = self._id_of(listed)
                 document = listed
+                read_at = started
                 if self.config.changes.refetch:
-                    document = self._document(self._id_of(listed))
-                    if document is None:
+                    if self._unchanged_since_read(listed, seen.get(local_id), lookback):
+                        continue
+                    fetched = self._document_answer(local_id)
+                    if fetched is None:
                         continue  # deleted between the list and the read
-                local_id = self._id_of(document)
+                    document, read_at = fetched
                 fingerprint = _fingerprint(document)
-                if seen.get(local_id, (None,))[0] == fingerprint:
-                    continue  # read before, unchanged: the lookback overlap
                 record = self._record(document)
+                unchanged = seen.get(local_id, Seen("", "")).fingerprint == fingerprint
+                seen[local_id] = Seen(fingerprint, record.updated_at.isoformat(), _iso(read_at))
+                if unchanged:
+                    continue  # read before, unchanged: the lookback overlap
                 tickets.append(record)
-                seen[local_id] = (fingerprint, record.updated_at.isoformat())
                 if newest is None or record.updated_at > newest:
                     newest = record.updated_at
-            yield ChangePage(tickets, _cursor(newest, seen, lookback))
+            if keyset:
+                # Across pages the order is the key's (ids); within a page, oldest change first.
+                tickets.sort(key=lambda ticket: ticket.updated_at)
+                key = search(operation.pagination.key, items[-1]) if items else start_key
+                start_key = key
+                if key is None:
+                    yield ChangePage(tickets, _cursor(since, seen, lookback))
+                    continue
+                progress = Resume(key=key, newest=newest, started=started)
+                yield ChangePage(tickets, _cursor(since, seen, lookback, progress))
+            else:
+                yield ChangePage(tickets, _cursor(newest, seen, lookback))
+        if keyset:
+            # An issue updated during the read, behind the read's position, has an updated_at
+            # after the read began: the next read starts there, not at the newest seen.
+            following = newest
+            if newest is not None and started is not None:
+                following = min(newest, started)
+            yield ChangePage([], _cursor(following, seen, lookback))
+
+    def _unchanged_since_read(
+        self, listed: Any, prior: Seen | None, lookback: timedelta
+    ) -> bool:
+        """Whether a listed ticket is the one read before: same ``updated_at``, and that read
+        came after the second of that ``updated_at`` (and the lookback) had passed, so no later
+        change can hide behind the same second."""
+        if prior is None or prior.read_at is None:
+            return False
+        try:
+            listed_updated = self._date(search(self.config.ticket.updated_at, listed))
+        except (TemplateError, ValueError, TypeError):
+            return False
+        if listed_updated is None or listed_updated != parse_timestamp(prior.updated_at):
+            return False
+        margin = timedelta(seconds=1) + lookback
+        return parse_timestamp(prior.read_at) >= listed_updated + margin
 
     def get(self, local_id: str) -> TicketRecord | None:
         document = self._document(local_id)
@@ -207,28 +273,57 @@ class RestAdapter(Adapter):
     # --- writing --------------------------------------------------------------------------------
 
     def create(self, draft: TicketDraft) -> TicketRecord:
+        """Create, then return the ticket as the tracker holds it.
+
+        A lost answer (:class:`AmbiguousWrite`) is resolved by the breadcrumb: the ticket found
+        by ``find_by_uuid`` is the one created; when none is found, the work is parked (see
+        :meth:`_resolve`), never written a second time blindly. A
+        field the tracker ignores on create (``create_ignores``) is set by an update right after,
+        and the ticket read again: the record returned is the truth, never the wish."""
+        status = self._to_tracker("status", draft.status)
         context = self._context(
             shared_uuid=draft.shared_uuid,
             marker=self._marker(self.config.ticket.marker, draft.shared_uuid),
             subject=draft.subject,
-            status=self._to_tracker("status", draft.status),
+            status=status,
             tags=list(draft.tags) if draft.tags is not None else None,
             custom_fields=self._custom_fields_out(draft.custom_fields),
             requester=draft.requester.model_dump() if draft.requester else None,
             requested_at=self._send_date(draft.requested_at),
             original_id=draft.original_id,
         )
-        answer = self.client.call(self.config.operations.create, context, what="creating a ticket")
-        local_id = self._result_id(self.config.operations.create, answer)
-        record = self.get(local_id) if local_id is not None else None
-        if record is None:
-            # No id in the answer (or not readable yet): the breadcrumb finds it.
-            record = self.find_by_shared_uuid(draft.shared_uuid)
+        operation = self.config.operations.create
+        what = "creating a ticket"
+        record = None
+        try:
+            answer = self.client.call(operation, context, what=what)
+        except AmbiguousWrite as error:
+            found = partial(self.find_by_shared_uuid, draft.shared_uuid)
+            record = self._resolve(what, error, found, draft.shared_uuid)
+        else:
+            local_id = self._result_id(operation, answer)
+            record = self.get(local_id) if local_id is not None else None
+            if record is None:
+                # No id in the answer (or not readable yet): the breadcrumb finds it.
+                record = self.find_by_shared_uuid(draft.shared_uuid)
         if record is None:
             raise PermanentError(
                 "creating a ticket: the tracker accepted it but it cannot be read back; check "
                 "operations.create.result and operations.get"
             )
+        ignored = TicketChanges(
+            subject=draft.subject
+            if "subject" in self.config.create_ignores and record.subject != draft.subject
+            else None,
+            status=draft.status
+            if "status" in self.config.create_ignores
+            and draft.status is not None
+            and record.status != draft.status
+            else None,
+        )
+        if not ignored.is_empty():
+            self.update(record.local_id, ignored)
+            record = self.get(record.local_id) or record
         return record
 
     def update(self, local_id: str, changes: TicketChanges) -> None:
@@ -256,13 +351,27 @@ class RestAdapter(Adapter):
         self.client.call(operations.update, context, what=f"updating ticket {local_id}")
 
     def add_comment(self, local_id: str, draft: CommentDraft) -> str:
+        """Write a comment once, whatever the network does.
+
+        A lost answer (:class:`AmbiguousWrite`) of a write that is not idempotent is resolved
+        by the comment's breadcrumb: the ticket is read again and a comment carrying it is the
+        one written; none is parked (:meth:`_resolve`). Where a comment is its own object
+        linked in a second call (``link_comment``), an object carrying the breadcrumb that was
+        never linked (a crash or a lost answer between the two calls) is found by
+        ``find_comment_by_uuid`` and linked, not written again."""
         if not draft.public and not self.capabilities.private_comments:
             raise PermanentError(
                 f"{self.name} has no private comments (capabilities.private_comments is false); "
                 "a private comment is never written where everyone could read it"
             )
         operations = self.config.operations
-        attachments = self._upload(local_id, draft) if draft.attachments else []
+        what = f"adding a comment to ticket {local_id}"
+        comment_id = None
+        if operations.link_comment is not None and operations.find_comment_by_uuid is not None:
+            comment_id = self._comment_object_by_breadcrumb(draft.shared_uuid)
+        attachments: list[dict[str, Any]] = []
+        if comment_id is None and draft.attachments:
+            attachments = self._upload(local_id, draft)
         context = self._context(
             id=local_id,
             shared_uuid=draft.shared_uuid,
@@ -274,14 +383,25 @@ class RestAdapter(Adapter):
             authored_at=self._send_date(draft.authored_at),
             attachments=attachments,
         )
-        what = f"adding a comment to ticket {local_id}"
-        answer = self.client.call(operations.add_comment, context, what=what)
-        comment_id = self._result_id(operations.add_comment, answer)
+        if comment_id is None:
+            try:
+                answer = self.client.call(operations.add_comment, context, what=what)
+            except AmbiguousWrite as error:
+                if operations.link_comment is None:
+                    find = partial(self._find_comment, local_id, draft.shared_uuid)
+                elif operations.find_comment_by_uuid is not None:
+                    find = partial(self._comment_object_by_breadcrumb, draft.shared_uuid)
+                else:
+                    raise  # no way to tell here; the engine's next read decides
+                comment_id = self._resolve(what, error, find, draft.shared_uuid)
+            else:
+                comment_id = self._result_id(operations.add_comment, answer)
+                if operations.link_comment is None and comment_id is None:
+                    comment_id = self._comment_id_by_breadcrumb(local_id, draft.shared_uuid)
         if operations.link_comment is not None:
             context["comment"] = {"id": comment_id}
             self.client.call(operations.link_comment, context, what=f"{what} (linking it)")
-        if comment_id is None:
-            comment_id = self._comment_id_by_breadcrumb(local_id, draft.shared_uuid)
+        assert comment_id is not None
         return comment_id
 
     def edit_comment(self, local_id: str, comment_local_id: str, body: str) -> None:
@@ -318,6 +438,11 @@ class RestAdapter(Adapter):
     # --- helpers: calls -------------------------------------------------------------------------
 
     def _document(self, local_id: str) -> Any:
+        fetched = self._document_answer(local_id)
+        return None if fetched is None else fetched[0]
+
+    def _document_answer(self, local_id: str) -> tuple[dict[str, Any], datetime | None] | None:
+        """The ticket's document and the tracker's ``Date`` of the answer (when it was read)."""
         operation = self.config.operations.get
         answer = self.client.call(
             operation,
@@ -333,7 +458,7 @@ class RestAdapter(Adapter):
                 f"reading ticket {local_id}: operations.get.result gave "
                 f"{type(document).__name__}, not an object; check it against the API's answer"
             )
-        return document
+        return document, _server_date(answer.response)
 
     def _upload(self, local_id: str, draft: CommentDraft) -> list[dict[str, Any]]:
         operation = self.config.operations.upload_attachment
@@ -376,11 +501,56 @@ class RestAdapter(Adapter):
             )
         return uploaded
 
-    def _comment_id_by_breadcrumb(self, local_id: str, shared_uuid: str) -> str:
+    def _resolve(
+        self, what: str, error: AmbiguousWrite, find: Callable[[], Any], shared_uuid: str
+    ) -> Any:
+        """After a lost answer: what the tracker holds, found by its breadcrumb.
+
+        Not found is no proof the write did not happen: a request that timed out may still be
+        on its way, and a second write now would make two. So nothing is written again here:
+        a :class:`TransientError` parks the work, and the engine's next pass reads the ticket
+        first (a pending create is recovered by ``find_by_shared_uuid``, a comment whose
+        breadcrumb is there is not written again, ADR 0004) and writes only what is missing.
+        A failed look-up is a :class:`TransientError` too."""
+        log.info("%s: %s; looking for its breadcrumb %s", what, error, shared_uuid)
+        try:
+            found = find()
+        except AdapterError as lookup:
+            raise TransientError(
+                f"{what}: the answer was lost ({error}) and looking for the breadcrumb failed "
+                f"({lookup}); it is looked for again before any new write"
+            ) from None
+        if found is None:
+            raise TransientError(
+                f"{what}: the answer was lost ({error}) and nothing carries the breadcrumb "
+                f"{shared_uuid} yet; the next pass reads again before writing"
+            )
+        return found
+
+    def _find_comment(self, local_id: str, shared_uuid: str) -> str | None:
         record = self.get(local_id)
         for comment in reversed(record.comments if record else []):
             if comment.shared_uuid == shared_uuid:
                 return comment.local_id
+        return None
+
+    def _comment_object_by_breadcrumb(self, shared_uuid: str) -> str | None:
+        """The id of a comment object carrying the breadcrumb, linked or not (two-step writes)."""
+        operation = self.config.operations.find_comment_by_uuid
+        assert operation is not None
+        context = self._context(shared_uuid=shared_uuid)
+        what = "finding a comment by breadcrumb"
+        for items in self.client.pages(operation, context, what=what):
+            for item in items:
+                comment = self._comment(item)
+                if comment.shared_uuid == shared_uuid:
+                    return comment.local_id
+        return None
+
+    def _comment_id_by_breadcrumb(self, local_id: str, shared_uuid: str) -> str:
+        found = self._find_comment(local_id, shared_uuid)
+        if found is not None:
+            return found
         raise PermanentError(
             f"adding a comment to ticket {local_id}: the tracker gave no comment id and the "
             "comment is not found by its breadcrumb; check operations.add_comment.result and "
@@ -443,13 +613,34 @@ class RestAdapter(Adapter):
                     str(name): self._from_tracker(str(name), value)
                     for name, value in dict(custom).items()
                 },
-                comments=self._comments(document, local_id),
+                comments=self._description(document, local_id) + self._comments(document, local_id),
                 shared_uuid=self._breadcrumb(search(mapping.shared_uuid, document), mapping.marker),
             )
         except (TemplateError, ValueError, TypeError) as error:
             raise PermanentError(
                 f"ticket {local_id} could not be read with the profile's mappings: {error}"
             ) from None
+
+    def _description(self, document: dict[str, Any], local_id: str) -> list[CommentRecord]:
+        """The ticket's description as its first comment (the NHD model has no description):
+        local id ``description-<ticket id>``, public, by the requester, at the creation time."""
+        mapping = self.config.ticket
+        if mapping.description is None:
+            return []
+        text = _text(search(mapping.description, document))
+        if mapping.marker:
+            text = _strip_marker(text, mapping.marker)
+        if not text.strip():
+            return []
+        return [
+            CommentRecord(
+                local_id=f"{DESCRIPTION_PREFIX}{local_id}",
+                body=text,
+                public=True,
+                author=_actor(search(mapping.requester, document)),
+                authored_at=self._date(search(mapping.requested_at, document)),
+            )
+        ]
 
     def _comments(self, document: dict[str, Any], local_id: str) -> list[CommentRecord]:
         operation = self.config.operations.list_comments
@@ -468,11 +659,14 @@ class RestAdapter(Adapter):
     def _comment(self, document: Any) -> CommentRecord:
         mapping = self.config.comment
         body = _text(search(mapping.body, document))
-        shared_uuid = self._breadcrumb(
-            search(mapping.shared_uuid, document) if mapping.shared_uuid else body, mapping.marker
-        )
-        if mapping.marker:
-            body = _strip_marker(body, mapping.marker)
+        if mapping.shared_uuid or not mapping.marker:
+            shared_uuid = self._breadcrumb(search(mapping.shared_uuid, document), mapping.marker)
+        else:
+            # Only where the bridge puts it: the body's last line, exactly. A person quoting a
+            # bridged comment ("> [nhd:...]") writes a new comment, never the quoted one.
+            shared_uuid = _last_line_marker(body, mapping.marker)
+        if mapping.marker and shared_uuid is not None and not mapping.shared_uuid:
+            body = "\n".join(body.splitlines()[:-1]).rstrip()
         refs = search(mapping.attachments, document) or []
         return CommentRecord(
             local_id=str(search(mapping.id, document)),
@@ -499,8 +693,13 @@ class RestAdapter(Adapter):
             return None
         if marker is None:
             return str(value)
-        found = _marker_pattern(marker).search(str(value))
-        return found["uuid"] if found else None
+        # A line of its own that is the marker, never one quoted ("> <!-- nhd:... -->").
+        pattern = _marker_pattern(marker)
+        for line in str(value).splitlines():
+            found = pattern.fullmatch(line.strip())
+            if found:
+                return found["uuid"]
+        return None
 
     def _marker(self, marker: str | None, shared_uuid: str | None) -> str | None:
         if marker is None or shared_uuid is None:
@@ -573,8 +772,17 @@ def _marker_pattern(marker: str) -> re.Pattern[str]:
     return re.compile(re.escape(before) + r"(?P<uuid>[A-Za-z0-9_.:-]+)" + re.escape(after))
 
 
+def _last_line_marker(body: str, marker: str) -> str | None:
+    lines = body.rstrip().splitlines()
+    found = _marker_pattern(marker).fullmatch(lines[-1].strip()) if lines else None
+    return found["uuid"] if found else None
+
+
 def _strip_marker(body: str, marker: str) -> str:
-    return _marker_pattern(marker).sub("", body).rstrip()
+    """The text without the bridge's marker lines (a ticket body: GitHub's description)."""
+    pattern = _marker_pattern(marker)
+    kept = [line for line in body.splitlines() if not pattern.fullmatch(line.strip())]
+    return "\n".join(kept).rstrip()
 
 
 def _fingerprint(document: Any) -> str:
@@ -582,37 +790,100 @@ def _fingerprint(document: Any) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _parse_cursor(
-    cursor: str | None,
-) -> tuple[datetime | None, dict[str, tuple[str, str]]]:
+@dataclass(frozen=True)
+class Seen:
+    """A ticket as a read saw it: its fingerprint, its ``updated_at``, when the tracker answered."""
+
+    fingerprint: str
+    updated_at: str
+    read_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where an unfinished keyset read is: the last key yielded, the newest ``updated_at`` so far
+    and the tracker's time when the read began."""
+
+    key: Any
+    newest: datetime | None
+    started: datetime | None
+
+
+@dataclass
+class CursorState:
+    since: datetime | None
+    seen: dict[str, Seen]
+    resume: Resume | None
+
+
+def _parse_cursor(cursor: str | None) -> CursorState:
     if not cursor:
-        return None, {}
+        return CursorState(None, {}, None)
     try:
         data = json.loads(cursor)
         since = parse_timestamp(data["since"]) if data.get("since") else None
-        seen = {str(k): (str(v[0]), str(v[1])) for k, v in (data.get("seen") or {}).items()}
+        seen = {
+            str(k): Seen(str(v[0]), str(v[1]), str(v[2]) if len(v) > 2 and v[2] else None)
+            for k, v in (data.get("seen") or {}).items()
+        }
+        resume = None
+        if data.get("resume"):
+            raw = data["resume"]
+            resume = Resume(
+                key=raw["key"],
+                newest=parse_timestamp(raw["newest"]) if raw.get("newest") else None,
+                started=parse_timestamp(raw["started"]) if raw.get("started") else None,
+            )
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         raise PermanentError(
             f"the stored cursor {cursor[:80]!r} was not written by the REST adapter; reset this "
             "instance's cursor to read everything again"
         ) from None
-    return since, seen
+    return CursorState(since, seen, resume)
 
 
-def _cursor(newest: datetime | None, seen: dict[str, tuple[str, str]], lookback: timedelta) -> str:
-    kept: dict[str, tuple[str, str]] = {}
-    if newest is not None:
-        horizon = newest - lookback
-        recent = [(k, v) for k, v in seen.items() if parse_timestamp(v[1]) >= horizon]
-        recent.sort(key=lambda item: item[1][1], reverse=True)
+def _cursor(
+    since: datetime | None,
+    seen: dict[str, Seen],
+    lookback: timedelta,
+    resume: Resume | None = None,
+) -> str:
+    kept: dict[str, Seen] = {}
+    if since is not None:
+        horizon = since - lookback
+        recent = [(k, v) for k, v in seen.items() if parse_timestamp(v.updated_at) >= horizon]
+        recent.sort(key=lambda item: item[1].updated_at, reverse=True)
         kept = dict(recent[:MAX_CURSOR_FINGERPRINTS])
-        seen.clear()
-        seen.update(kept)
-    return json.dumps(
-        {
-            "v": CURSOR_VERSION,
-            "since": newest.isoformat() if newest is not None else None,
-            "seen": {k: list(v) for k, v in kept.items()},
-        },
-        separators=(",", ":"),
-    )
+        if resume is None:
+            seen.clear()
+            seen.update(kept)
+    if resume is not None:
+        # Mid-read: what this read saw is kept whole until it ends (the window is not known).
+        kept = dict(list(seen.items())[-MAX_CURSOR_FINGERPRINTS:])
+    data: dict[str, Any] = {
+        "v": CURSOR_VERSION,
+        "since": since.isoformat() if since is not None else None,
+        "seen": {k: [v.fingerprint, v.updated_at, v.read_at] for k, v in kept.items()},
+    }
+    if resume is not None:
+        data["resume"] = {
+            "key": resume.key,
+            "newest": _iso(resume.newest),
+            "started": _iso(resume.started),
+        }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _server_date(response: httpx.Response) -> datetime | None:
+    """The tracker's clock, from the answer's ``Date`` header (whole seconds, rounded down)."""
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None

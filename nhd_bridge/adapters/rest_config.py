@@ -109,9 +109,12 @@ Auth = Annotated[
 class Pagination(_Strict):
     """How a list operation pages. Styles: ``none``; ``page`` (page number + page size);
     ``offset`` (offset + limit); ``cursor`` (a token from the body sent back as a parameter);
-    ``link_header`` (RFC 8288 ``Link: <...>; rel="next"``); ``next_url`` (a URL in the body)."""
+    ``link_header`` (RFC 8288 ``Link: <...>; rel="next"``); ``next_url`` (a URL in the body);
+    ``keyset`` (the next page asks for items from the last one's ``key`` on, by ``key_param`` =
+    ``key_value``: a stable order that an item changed or deleted during the read cannot shift,
+    see docs/adrs/0006-reads-that-survive-moving-pages.md)."""
 
-    style: Literal["none", "page", "offset", "cursor", "link_header", "next_url"] = "none"
+    style: Literal["none", "page", "offset", "cursor", "link_header", "next_url", "keyset"] = "none"
     page_size: int = Field(default=100, gt=0)
     size_param: str | None = Field(default=None, description="page size parameter, if any")
     page_param: str = "page"
@@ -121,7 +124,22 @@ class Pagination(_Strict):
     next_token: str | None = Field(default=None, description="JMESPath to the next-page token")
     next_url: str | None = Field(default=None, description="JMESPath to the next page's URL")
     total: str | None = Field(default=None, description="JMESPath to the total item count")
+    key: str | None = Field(
+        default=None, description="keyset: JMESPath to an item's position (an increasing id)"
+    )
+    key_param: str | None = Field(default=None, description="keyset: the parameter of the bound")
+    key_value: str = Field(
+        default="{{ key }}",
+        description="keyset: template of the bound over {{ key }}; an inclusive bound (>=) is "
+        "fine, the item read already is dropped",
+    )
     max_pages: int = Field(default=10_000, gt=0, description="a guard against a looping server")
+
+    @model_validator(mode="after")
+    def _keyset_complete(self) -> Pagination:
+        if self.style == "keyset" and (self.key is None or self.key_param is None):
+            raise ValueError("pagination style keyset needs key (JMESPath) and key_param")
+        return self
 
 
 class NotFound(_Strict):
@@ -151,6 +169,18 @@ class Operation(_Strict):
     pagination: Pagination = Field(default_factory=Pagination)
     not_found: NotFound | None = None
     etag: bool | None = Field(default=None, description="override the instance's etag setting")
+    idempotent: bool | None = Field(
+        default=None,
+        description="may the request be sent again after it may have reached the server? "
+        "Default: GET, PUT and DELETE yes, POST and PATCH no. A write that is not is never "
+        "repeated blindly: after a lost answer the adapter looks for its breadcrumb first",
+    )
+
+    @property
+    def is_idempotent(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method in {"GET", "PUT", "DELETE"}
 
 
 class Operations(_Strict):
@@ -170,6 +200,11 @@ class Operations(_Strict):
     add_comment: Operation
     link_comment: Operation | None = Field(
         default=None, description="where a comment is its own object linked to the ticket"
+    )
+    find_comment_by_uuid: Operation | None = Field(
+        default=None,
+        description="comment objects whose breadcrumb is {{ shared_uuid }} (with link_comment): "
+        "one written but never linked, by a crash or a lost answer, is linked, not written again",
     )
     edit_comment: Operation | None = None
     upload_attachment: Operation | None = None
@@ -200,6 +235,11 @@ class TicketMapping(_Strict):
     )
     comments: str | None = Field(
         default=None, description="comments inside the ticket document (no list_comments call)"
+    )
+    description: str | None = Field(
+        default=None,
+        description="the ticket's description (Redmine's description, GitHub's body); read as "
+        "the ticket's first comment, whose local id is 'description-<ticket id>'",
     )
 
 
@@ -250,7 +290,9 @@ class ChangesConfig(_Strict):
         "already read unchanged is not returned again",
     )
     refetch: bool = Field(
-        default=False, description="read every listed ticket again with `get` (thin list items)"
+        default=False,
+        description="read every listed ticket again with `get` (thin list items); not when its "
+        "ticket.updated_at is what an earlier read saw after that second had passed",
     )
 
 
@@ -274,6 +316,12 @@ class RetryConfig(_Strict):
     backoff_seconds: float = Field(default=0.5, ge=0)
     max_backoff_seconds: float = Field(default=10.0, ge=0)
     timeout_seconds: float = Field(default=30.0, gt=0)
+    max_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="longest a call waits in total for rate limits (429 / Retry-After) before "
+        "it gives up and the engine parks the work",
+    )
 
 
 # --- the whole instance -------------------------------------------------------------------------
@@ -296,6 +344,11 @@ class RestConfig(AdapterConfig):
     )
     etag: bool = Field(default=False, description="read the ETag and send If-Match on writes")
     operations: Operations
+    create_ignores: list[Literal["subject", "status"]] = Field(
+        default_factory=list,
+        description="fields the tracker ignores on create (Redmine: status); set right after by "
+        "an update, and read back",
+    )
     ticket: TicketMapping = Field(default_factory=TicketMapping)
     comment: CommentMapping = Field(default_factory=CommentMapping)
     value_maps: dict[str, dict[str, str]] = Field(
@@ -384,10 +437,11 @@ def _expressions(config: RestConfig) -> list[tuple[str, str]]:
             if value is not None:
                 found.append((f"{where}.{part}", value))
         paging = operation.pagination
-        for part in ("next_token", "next_url", "total"):
+        for part in ("next_token", "next_url", "total", "key"):
             value = getattr(paging, part)
             if value is not None:
                 found.append((f"{where}.pagination.{part}", value))
+        found += [(f"{where}.pagination.key_value", e) for e in expressions_in(paging.key_value)]
         if operation.not_found is not None and operation.not_found.when is not None:
             found.append((f"{where}.not_found.when", operation.not_found.when))
     for section in ("ticket", "comment"):

@@ -4,12 +4,14 @@ Everything that talks to the network goes through :class:`RestClient`, so the ru
 operation of every profile:
 
 - **Retries.** Connection errors and 5xx answers are retried with exponential backoff, at most
-  ``retries.attempts`` tries. Only calls that are safe to repeat are retried after the request may
-  have reached the server (GET, PUT, DELETE); a POST or PATCH is retried only when the connection
-  was never made. The engine's breadcrumbs cover the rest.
-- **Rate limits.** 429, and 503 or 403 with ``Retry-After`` / ``X-RateLimit-Remaining: 0``, raise
-  :class:`TransientError` with ``retry_after`` at once: the engine parks the ticket for that long
-  instead of this process sleeping through someone else's quota.
+  ``retries.attempts`` tries. Only operations that are safe to repeat (``idempotent``; by default
+  GET, PUT, DELETE) are retried after the request may have reached the server; any other write
+  is retried only when the connection was never made, and a failure after sending raises
+  :class:`AmbiguousWrite`, which the adapter resolves by looking for the write's breadcrumb.
+- **Rate limits.** 429, and 503 or 403 with ``Retry-After`` / ``X-RateLimit-Remaining: 0``, are
+  waited out in process, as long as the tracker asks, up to ``retries.max_wait_seconds`` per
+  call in total (the tracker did not act, so writes are sent again too). Past that bound they
+  raise :class:`TransientError` with ``retry_after``, and the engine parks the work.
 - **Errors** are one line: what was called, the status, and the tracker's own message read from
   its error body (``errors.message``). 401/403 become :class:`PermanentError` naming what to check.
 - **Secrets** (passwords, tokens, keys) are removed from every message, and URLs in messages
@@ -40,7 +42,7 @@ from nhd_bridge.adapters.rest_config import (
 from nhd_bridge.adapters.rest_template import render, render_url, search
 from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
 
-__all__ = ["Answer", "RestClient", "StaleWrite"]
+__all__ = ["AmbiguousWrite", "Answer", "RestClient", "StaleWrite"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,12 @@ TOKEN_MARGIN_SECONDS = 30.0
 
 class StaleWrite(TransientError):
     """412: the record changed between reading its ETag and writing."""
+
+
+class AmbiguousWrite(TransientError):
+    """A write that must not be repeated blindly failed after it may have reached the server
+    (read timeout, reset, 5xx): it may or may not have happened. The adapter looks for its
+    breadcrumb before writing again."""
 
 
 @dataclass
@@ -140,6 +148,7 @@ class RestClient:
                     url,
                     what=what,
                     not_found=operation.not_found if allow_not_found else None,
+                    idempotent=operation.is_idempotent,
                     params=params,
                     headers=dict(headers),
                     **request,
@@ -168,6 +177,21 @@ class RestClient:
         self, operation: Operation, context: dict[str, Any], *, what: str
     ) -> Iterator[list[Any]]:
         """The documents of a list operation, one page at a time, following its pagination."""
+        for items, _answer in self.read_pages(operation, context, what=what):
+            yield items
+
+    def read_pages(
+        self,
+        operation: Operation,
+        context: dict[str, Any],
+        *,
+        what: str,
+        start_key: Any = None,
+    ) -> Iterator[tuple[list[Any], Answer]]:
+        """Each page's documents with the answer they came in (its ``Date``, its headers).
+
+        ``start_key`` (keyset pagination) starts the read at that key, as the page after the
+        one that ended with it would."""
         paging = operation.pagination
         url: str | None = render_url(operation.url, context)
         params = _params(render(operation.params, context))
@@ -177,10 +201,13 @@ class RestClient:
         if paging.size_param:
             params[paging.size_param] = str(paging.page_size)
         page, offset, pages_read = paging.first_page, 0, 0
+        last_key: Any = start_key
         if paging.style == "page":
             params[paging.page_param] = str(page)
         elif paging.style == "offset":
             params[paging.offset_param] = "0"
+        elif paging.style == "keyset" and start_key is not None:
+            params[paging.key_param] = self._key_bound(paging, start_key)
         while url is not None:
             pages_read += 1
             if pages_read > paging.max_pages:
@@ -197,10 +224,22 @@ class RestClient:
                     f"{what}: {operation.items or '@'} gave {type(items).__name__}, not a list; "
                     "check the operation's items expression against the API's answer"
                 )
-            yield items
+            if paging.style == "keyset":
+                fresh = [i for i in items if last_key is None or _after(_key(paging, i), last_key)]
+                yield fresh, answer
+                if not fresh or len(items) < paging.page_size:
+                    return
+                last_key = _key(paging, items[-1])
+                params = {**params, paging.key_param: self._key_bound(paging, last_key)}
+                continue
+            yield items, answer
             url, params = self._next_page(paging, answer, url, params, len(items), offset, page)
             page += 1
             offset += len(items)
+
+    @staticmethod
+    def _key_bound(paging: Any, key: Any) -> str:
+        return render_text_value(render(paging.key_value, {"key": key}))
 
     def _next_page(
         self,
@@ -255,25 +294,37 @@ class RestClient:
         *,
         what: str,
         not_found: Any = None,
+        idempotent: bool | None = None,
         **request: Any,
     ) -> Answer:
-        """Send with auth, retry what may be retried, and turn failures into adapter errors."""
+        """Send with auth, retry what may be retried, and turn failures into adapter errors.
+
+        ``idempotent`` (default: by method) says whether the request may be sent again after it
+        may have reached the server. When it may not, a failure after sending (a read timeout, a
+        reset, a 5xx) raises :class:`AmbiguousWrite`: the caller resolves it by its breadcrumb.
+        A rate limit is waited out here, up to ``retries.max_wait_seconds`` per call in total:
+        the server did not act, so even a write is sent again, and a read keeps what it has."""
         retries = self.config.retries
+        repeatable = method in _IDEMPOTENT if idempotent is None else idempotent
         delay = retries.backoff_seconds
-        for attempt in range(1, retries.attempts + 1):
-            last = attempt == retries.attempts
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= retries.attempts
             try:
                 response = self._send(method, url, request)
             except httpx.TransportError as error:
                 never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
-                if last or not (never_sent or method in _IDEMPOTENT):
-                    raise TransientError(
-                        self._redact(
-                            f"{what}: {self._where(method, url)} could not be reached "
-                            f"({type(error).__name__}: {error}) after {attempt} "
-                            f"{'try' if attempt == 1 else 'tries'}; is the tracker up?"
-                        )
-                    ) from None
+                message = self._redact(
+                    f"{what}: {self._where(method, url)} could not be reached "
+                    f"({type(error).__name__}: {error}) after {attempt} "
+                    f"{'try' if attempt == 1 else 'tries'}; is the tracker up?"
+                )
+                if not (never_sent or repeatable):
+                    raise AmbiguousWrite(message) from None
+                if last:
+                    raise TransientError(message) from None
                 log.info("%s: %s, retrying in %.1fs", what, type(error).__name__, delay)
             else:
                 if response.status_code < 400:
@@ -281,17 +332,25 @@ class RestClient:
                 if not_found is not None and self._is_not_found(response, not_found):
                     return None  # type: ignore[return-value]
                 error = self._error(method, url, response, what)
-                retryable = (
-                    response.status_code in _RETRY_STATUSES
-                    and getattr(error, "retry_after", None) is None
-                    and method in _IDEMPOTENT
-                )
-                if last or not retryable:
+                retry_after = getattr(error, "retry_after", None)
+                if _rate_limited(response) or (
+                    retry_after is not None and response.status_code == 503
+                ):
+                    wait = retry_after if retry_after is not None else delay
+                    if waited + wait > retries.max_wait_seconds:
+                        raise error
+                    log.info("%s: rate limited, waiting %.1fs as the tracker asks", what, wait)
+                    self._sleep(wait)
+                    waited += wait
+                    attempt -= 1  # the tracker did not act: this try does not count
+                    continue
+                if response.status_code in _RETRY_STATUSES and not repeatable:
+                    raise AmbiguousWrite(str(error), retry_after=retry_after)
+                if last or response.status_code not in _RETRY_STATUSES:
                     raise error
                 log.info("%s: HTTP %s, retrying in %.1fs", what, response.status_code, delay)
             self._sleep(delay)
             delay = min(delay * 2, retries.max_backoff_seconds)
-        raise AssertionError("unreachable")
 
     def _send(self, method: str, url: str, request: dict[str, Any]) -> httpx.Response:
         request = dict(request)
@@ -500,6 +559,30 @@ def _retry_after(response: httpx.Response) -> float | None:
         # GitHub sends epoch seconds; Roundup and others send seconds to wait.
         return max(number - time.time(), 0.0) if number > 1_000_000_000 else number
     return None
+
+
+def _key(paging: Any, item: Any) -> Any:
+    value = search(paging.key, item)
+    if value is None:
+        raise PermanentError(
+            f"pagination.key ({paging.key!r}) found nothing in a listed item; keyset paging "
+            "needs it on every item"
+        )
+    return value
+
+
+def _after(value: Any, bound: Any) -> bool:
+    """Whether a key comes after the bound: numbers as numbers (ids), anything else as text."""
+    try:
+        return float(value) > float(bound)
+    except (TypeError, ValueError):
+        return str(value) > str(bound)
+
+
+def _rate_limited(response: httpx.Response) -> bool:
+    return response.status_code == 429 or (
+        response.status_code in {403, 503} and response.headers.get("X-RateLimit-Remaining") == "0"
+    )
 
 
 def _no_query(url: str) -> str:

@@ -390,7 +390,7 @@ class RedmineEmulator:
             return {}, ["Subject cannot be blank"]
         number = len(self.issues) + 1
         now = self.clock.tick()
-        status_id = int(fields.get("status_id") or 1)
+        status_id = 1  # like a stock Redmine workflow: status_id on create is ignored
         issue = {
             "id": number,
             "project": {"id": 1, "name": "Support"},
@@ -448,7 +448,13 @@ class RedmineEmulator:
 
     def _list(self, request: httpx.Request) -> httpx.Response:
         query = {key: values[0] for key, values in _query(request).items()}
-        items = sorted(self.issues.values(), key=lambda i: (i["updated_on"], i["id"]))
+        if query.get("sort") == "id":
+            items = sorted(self.issues.values(), key=lambda i: i["id"])
+        else:
+            items = sorted(self.issues.values(), key=lambda i: (i["updated_on"], i["id"]))
+        if "issue_id" in query:
+            lowest = int(query["issue_id"].removeprefix(">="))
+            items = [item for item in items if item["id"] >= lowest]
         if "updated_on" in query:
             bound = query["updated_on"].removeprefix(">=")
             items = [item for item in items if item["updated_on"] >= bound]

@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from nhd_bridge.adapters.rest import RestAdapter, RestConfig
+from nhd_bridge.adapters.rest_config import Pagination
 from nhd_bridge.adapters.rest_http import RestClient
 from nhd_bridge.adapters.rest_template import TemplateError, render, render_url
 from nhd_bridge.core.adapter import CommentDraft, PermanentError, TransientError
@@ -204,8 +205,9 @@ def test_fixed_headers_are_templates_over_the_origin() -> None:
 # --- errors, limits, retries --------------------------------------------------------------------
 
 
-def test_429_is_transient_with_retry_after_and_is_not_retried_in_process() -> None:
+def test_429_is_waited_out_in_process_up_to_the_bound_then_is_transient() -> None:
     calls = []
+    slept: list[float] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
@@ -220,10 +222,39 @@ def test_429_is_transient_with_retry_after_and_is_not_retried_in_process() -> No
             },
         )
 
-    rest = client(handler, errors={"message": "error.msg"})
+    rest = RestClient(
+        config(errors={"message": "error.msg"}, retries={"max_wait_seconds": 30}),
+        transport=httpx.MockTransport(handler),
+        sleep=slept.append,
+    )
     with pytest.raises(TransientError, match="Please wait: 12 seconds") as caught:
         rest.request("GET", "tickets", what="listing")
-    assert caught.value.retry_after == 12.0 and len(calls) == 1
+    # 12 + 12 s fit in the 30 s bound; a third wait would not: the engine parks instead.
+    assert caught.value.retry_after == 12.0 and len(calls) == 3 and slept == [12.0, 12.0]
+
+
+def test_a_429_in_the_middle_of_a_paged_read_is_waited_out_and_the_read_goes_on() -> None:
+    answers = iter(
+        [
+            httpx.Response(200, json={"tickets": [{"id": 1}, {"id": 2}]}),
+            httpx.Response(429, headers={"Retry-After": "3"}),
+            httpx.Response(200, json={"tickets": [{"id": 3}]}),
+        ]
+    )
+    slept: list[float] = []
+    rest = RestClient(
+        config(),
+        transport=httpx.MockTransport(lambda request: next(answers)),
+        sleep=slept.append,
+    )
+    operation = rest.config.operations.list_changed.model_copy(
+        update={
+            "items": "tickets",
+            "pagination": Pagination(style="page", page_size=2, size_param="per_page"),
+        }
+    )
+    pages = list(rest.pages(operation, {}, what="listing"))
+    assert pages == [[{"id": 1}, {"id": 2}], [{"id": 3}]] and slept == [3.0]
 
 
 def test_github_style_403_rate_limit_reads_the_reset_time() -> None:
