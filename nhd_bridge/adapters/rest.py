@@ -78,6 +78,7 @@ CURSOR_VERSION = 2
 # that, tickets are simply read again (correct, only slower).
 MAX_CURSOR_FINGERPRINTS = 2000
 ISO_SEND_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+FILTER_SLACK = timedelta(seconds=1)
 # The local id of the comment a ticket's description is read as (ticket.description).
 DESCRIPTION_PREFIX = "description-"
 
@@ -850,7 +851,9 @@ def _cursor(
 ) -> str:
     kept: dict[str, Seen] = {}
     if since is not None:
-        horizon = since - lookback
+        # The next read lists from since - lookback, and a second-resolution ">=" filter may
+        # return a second more (Redmine's does): fingerprints cover that too.
+        horizon = since - lookback - FILTER_SLACK
         recent = [(k, v) for k, v in seen.items() if parse_timestamp(v.updated_at) >= horizon]
         recent.sort(key=lambda item: item[1].updated_at, reverse=True)
         kept = dict(recent[:MAX_CURSOR_FINGERPRINTS])
