@@ -75,6 +75,7 @@ def make_agreements_group(
         config = load_config(ctx)
         with _wire(config) as wire:
             found = _all_agreements(wire)
+            bindings = wire.bindings()
         if not found:
             click.echo(
                 "no agreements yet: invite a partner with `nhd-bridge agreements invite`, or "
@@ -82,7 +83,7 @@ def make_agreements_group(
             )
             return
         for agreement in found:
-            instance = _bound_instance(config, agreement.uuid) or "-"
+            instance = _instance_label(config, bindings, agreement.uuid) or "-"
             click.echo(
                 f"{agreement.uuid}  {agreement.status:<8}  we are {agreement.our_role:<8}  "
                 f"partner {agreement.partner_url}  {_partner_name(agreement)}  "
@@ -97,6 +98,7 @@ def make_agreements_group(
         config = load_config(ctx)
         with _wire(config) as wire:
             agreement = _known(wire, uuid)
+            bindings = wire.bindings()
         lines = [
             ("uuid", agreement.uuid),
             ("status", agreement.status),
@@ -115,7 +117,11 @@ def make_agreements_group(
             ("sync_tags", str(agreement.sync_tags).lower()),
             ("sync_custom_fields", str(agreement.sync_custom_fields).lower()),
             ("access_key", "*** (hidden)"),
-            ("instance", _bound_instance(config, agreement.uuid) or "- (set agreement: in YAML)"),
+            (
+                "instance",
+                _instance_label(config, bindings, agreement.uuid)
+                or "- (accept or invite with --instance NAME binds one)",
+            ),
         ]
         for key, value in lines:
             click.echo(f"{key}: {value}")
@@ -152,7 +158,8 @@ def make_agreements_group(
             sync_custom_fields=sync_custom_fields,
         )
         with _wire(config) as wire, sender(instance) as client:
-            bound = wire.get_agreement(instance.agreement) if instance.agreement else None
+            held = instance.agreement or wire.bound_agreement(instance_name)
+            bound = wire.get_agreement(held) if held else None
             if bound is not None and bound.status in {"pending", "accepted"}:
                 raise AgreementUsageError(
                     f"instance {instance_name} is bound to agreement {bound.uuid} "
@@ -172,8 +179,8 @@ def make_agreements_group(
             if not result.ok:
                 _forget(wire, offer.uuid)
                 raise PartnerFailure(f"{result.message}; the invite was not kept")
+            _bind(wire, config, instance_name, offer.uuid)
         click.echo(f"invited {instance.partner_url}: agreement {offer.uuid} is pending")
-        click.echo(f"put it in the YAML: instances.{instance_name}.agreement: {offer.uuid}")
         click.echo("it syncs once the partner accepts (`nhd-bridge agreements list` shows it)")
 
     def answer(ctx: click.Context, uuid: str, status: str, name: str | None, via: str | None):
@@ -186,13 +193,19 @@ def make_agreements_group(
                 )
             _allowed(agreement, status, actor="receiver")
             instance = _instance_for(config, agreement, via)
+            target = _binding_target(config, wire, agreement, via) if status == "accepted" else None
             with sender(instance) as client:
                 call = client.accept if status == "accepted" else client.decline
                 _told(lambda: call(agreement.partner_url, agreement, name=name))
             wire.set_status(uuid, status)
-        click.echo(f"{status} agreement {uuid} from {agreement.partner_url}")
-        if status == "accepted" and _bound_instance(config, uuid) is None:
-            click.echo(f"put it in the YAML of the nhd instance: agreement: {uuid}")
+            click.echo(f"{status} agreement {uuid} from {agreement.partner_url}")
+            if target is not None:
+                _bind(wire, config, target, uuid)
+            elif status == "accepted" and _bound_instance(config, uuid) is None:
+                click.echo(
+                    "not bound to an nhd instance: several could take it; run again with "
+                    f"--instance NAME, or set agreement: {uuid} in the instance's YAML"
+                )
 
     @agreements.command()
     @click.argument("uuid")
@@ -314,6 +327,64 @@ def _bound_instance(config: LoadedConfig, uuid: str) -> str | None:
         if options.agreement == uuid:
             return name
     return None
+
+
+def _instance_label(config: LoadedConfig, bindings: dict[str, str], uuid: str) -> str | None:
+    """The instance holding an agreement: pinned in the YAML, or bound in the state store (a
+    binding counts only for an instance the YAML does not pin to another agreement)."""
+    pinned = _bound_instance(config, uuid)
+    if pinned is not None:
+        return f"{pinned} (yaml)"
+    bound = bindings.get(uuid)
+    instances = _nhd_instances(config)
+    if bound is not None and bound in instances and instances[bound].agreement is None:
+        return f"{bound} (bound)"
+    return None
+
+
+def _bind(wire: WireStore, config: LoadedConfig, instance: str, uuid: str) -> None:
+    """Record which instance holds the agreement; a YAML pin to another agreement wins."""
+    wire.bind(instance, uuid)
+    pinned = _nhd_instances(config)[instance].agreement
+    if pinned is not None and pinned != uuid:
+        click.echo(
+            f"instance {instance} pins agreement {pinned} in the YAML, which wins: set "
+            f"agreement: {uuid} there (or remove the line) to use this one"
+        )
+    else:
+        click.echo(
+            f"bound to nhd instance {instance}; a running serve uses it at once (to pin it in "
+            f"the YAML instead: instances.{instance}.agreement: {uuid})"
+        )
+
+
+def _binding_target(
+    config: LoadedConfig, wire: WireStore, agreement: WireAgreement, name: str | None
+) -> str | None:
+    """The instance a partner's invite we accept belongs to: the one named, the one the YAML
+    pins to it, else the only free nhd instance for its partner URL that the YAML has share
+    with us (an agreement's sender, or in no agreement yet); None when that is ambiguous."""
+    if name is not None:
+        return name
+    pinned = _bound_instance(config, agreement.uuid)
+    if pinned is not None:
+        return pinned
+    receivers = {a.receiver for a in config.bridge.agreements.values()}
+    candidates = [
+        instance
+        for instance, options in _nhd_instances(config).items()
+        if same_base_url(options.partner_url, agreement.partner_url)
+        and options.agreement is None
+        and instance not in receivers
+        and not _holds_live_agreement(wire, instance)
+    ]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _holds_live_agreement(wire: WireStore, instance: str) -> bool:
+    held = wire.bound_agreement(instance)
+    found = wire.get_agreement(held) if held else None
+    return found is not None and found.status in {"pending", "accepted"}
 
 
 def _instance_for(config: LoadedConfig, agreement: WireAgreement, name: str | None) -> NhdConfig:

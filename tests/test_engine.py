@@ -410,6 +410,10 @@ def test_crash_after_comment_write_before_its_link_leaves_one_copy_of_the_commen
 
     assert [c.body for c in only_ticket(b).comments] == ["exactly once", "and me too"]
     assert [c.body for c in a.ticket(ticket).comments] == ["exactly once", "and me too"]
+    # The write the killed run never recorded is in the journal, as recovered.
+    [recovered] = [e for e in bridge.journal() if e.action == "recover"]
+    assert recovered.after["local_id"] == only_ticket(b).comments[0].local_id
+    assert recovered.target == "B" and "interrupted" in recovered.reason
 
 
 def test_transient_failure_parks_one_ticket_while_others_sync_and_next_run_retries(

@@ -42,13 +42,14 @@ from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PureWindowsPath
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Self, overload
 
 from pydantic import Field, field_validator
 
 from nhd_bridge.core.adapter import (
     Adapter,
     AdapterConfig,
+    AdapterContext,
     AttachmentRef,
     AttachmentUpload,
     Capabilities,
@@ -87,7 +88,9 @@ BUSY_TIMEOUT_SECONDS = 10.0
 COPY_CHUNK_BYTES = 1024 * 1024
 
 # Author and requester uuids for people typed in by hand (CLI, demo) are derived from their name
-# under this pseudo sharing URL, the way NHD derives every uuid (nhd-spec.md §6.1).
+# under this pseudo sharing URL, the way NHD derives every uuid (nhd-spec.md §6.1). That uuid is
+# the same in every installation, so it never leaves one: the adapter hands the engine the
+# person's uuid minted from the instance's own sharing URL instead (see LocalAdapter.attach).
 LOCAL_PEOPLE_URL = "nhd-local"
 
 NewAttachment = tuple[str, str | None, BinaryIO]
@@ -663,6 +666,12 @@ class LocalAdapter(Adapter):
         )
         self._tracker: LocalTracker | None = None
         self._opening = threading.Lock()
+        self._people_url: str | None = None
+
+    def attach(self, context: AdapterContext) -> None:
+        # Hand-typed people get uuids from the instance's sharing URL, as tickets and comments
+        # do: "alice" of two installations must not be one person to a partner (§4.4, §6.1).
+        self._people_url = context.sharing_url
 
     @property
     def tracker(self) -> LocalTracker:
@@ -680,10 +689,11 @@ class LocalAdapter(Adapter):
         ]
 
     def changed_since(self, cursor: str | None) -> Iterator[ChangePage]:
-        return self.tracker.changed_since(cursor)
+        pages = self.tracker.changed_since(cursor)
+        return (replace(page, tickets=[self._people(t) for t in page.tickets]) for page in pages)
 
     def get(self, local_id: str) -> TicketRecord | None:
-        return self.tracker.get(local_id)
+        return self._people(self.tracker.get(local_id))
 
     def create(self, draft: TicketDraft) -> TicketRecord:
         # draft.original_id has no home here: the state store keeps the link to the twin.
@@ -724,7 +734,24 @@ class LocalAdapter(Adapter):
         return comment.local_id
 
     def find_by_shared_uuid(self, shared_uuid: str) -> TicketRecord | None:
-        return self.tracker.find_by_shared_uuid(shared_uuid)
+        return self._people(self.tracker.find_by_shared_uuid(shared_uuid))
+
+    @overload
+    def _people(self, record: TicketRecord) -> TicketRecord: ...
+    @overload
+    def _people(self, record: None) -> None: ...
+    def _people(self, record: TicketRecord | None) -> TicketRecord | None:
+        """The record with hand-typed people's uuids minted from this instance's sharing URL."""
+        if record is None or self._people_url is None:
+            return record
+        return replace(
+            record,
+            requester=_installation_person(record.requester, self._people_url),
+            comments=[
+                replace(c, author=_installation_person(c.author, self._people_url))
+                for c in record.comments
+            ],
+        )
 
     def edit_comment(self, local_id: str, comment_local_id: str, body: str) -> None:
         self.tracker.edit_comment(local_id, comment_local_id, body)
@@ -977,6 +1004,14 @@ def _attachment_ref(row: sqlite3.Row) -> AttachmentRef:
         content_type=row["content_type"],
         size=row["size"],
     )
+
+
+def _installation_person(actor: Actor | None, people_url: str) -> Actor | None:
+    """A person typed in by hand (their uuid is ``local_person``'s) with the uuid of this
+    installation's instance; everyone else (a partner's people) keeps their own uuid."""
+    if actor is None or actor.uuid != nhd_uuid(LOCAL_PEOPLE_URL, "users", actor.name):
+        return actor
+    return actor.model_copy(update={"uuid": nhd_uuid(people_url, "users", actor.name)})
 
 
 def _actor(row: sqlite3.Row, prefix: str) -> Actor | None:

@@ -262,11 +262,17 @@ class NhdAdapter(Adapter):
             self._sender.close()
             self._sender = None
 
+    def agreement_uuid(self) -> str | None:
+        """The YAML's ``agreement:`` pin, else the binding `agreements accept/invite` stored.
+        Read on every call, so a running serve picks up a new binding without a reload."""
+        return self.config.agreement or self.wire.bound_agreement(self.name)
+
     def agreement(self) -> WireAgreement | None:
         """The wire agreement this instance is bound to, as the state store holds it now."""
-        if self.config.agreement is None:
+        uuid = self.agreement_uuid()
+        if uuid is None:
             return None
-        return self.wire.get_agreement(self.config.agreement)
+        return self.wire.get_agreement(uuid)
 
     def _require_agreement(self) -> WireAgreement:
         agreement = self.agreement()
@@ -275,15 +281,16 @@ class NhdAdapter(Adapter):
         return agreement
 
     def _unknown_agreement(self) -> str:
-        if self.config.agreement is None:
+        uuid = self.agreement_uuid()
+        if uuid is None:
             return (
                 f"nhd instance {self.name} has no agreement yet; invite the partner with "
                 f"`nhd-bridge agreements invite --instance {self.name} --name ORG`, or accept its "
-                "invite with `nhd-bridge agreements accept UUID`, then set agreement: UUID"
+                f"invite with `nhd-bridge agreements accept UUID --instance {self.name}`"
             )
         return (
-            f"agreement {self.config.agreement} unknown; accept the partner's invite with "
-            f"`nhd-bridge agreements accept {self.config.agreement}` (or invite the partner with "
+            f"agreement {uuid} unknown; accept the partner's invite with "
+            f"`nhd-bridge agreements accept {uuid}` (or invite the partner with "
             f"`nhd-bridge agreements invite --instance {self.name}`)"
         )
 

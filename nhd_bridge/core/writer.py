@@ -137,7 +137,7 @@ class TicketWriter:
             for instance, snapshot in snapshots.items():
                 tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
             journal += [self._notejournal_entry(summary, item, note) for note in plan.notes]
-            tx.record_many(journal)
+            tx.record_many(_recovered_comments(item, summary) + journal)
             tx.unpark(name, item.shared_uuid)
         summary.conflicts += sum(1 for note in plan.notes if note.outcome == "conflict")
         for note in plan.notes:
@@ -475,6 +475,38 @@ def _ignored_writes(
     return IgnoredWrite("; ".join(failures)) if failures else None
 
 
+def _recovered_comments(item: WorkItem, summary: RunSummary) -> list[JournalEntry]:
+    """Journal lines for comments an interrupted run wrote without linking them (it died, or
+    the answer was lost, before its bookkeeping commit): found again now by their breadcrumb,
+    which names a comment of the other copy."""
+    copies = [copy for copy in (item.origin, item.counterpart) if copy is not None]
+    entries = []
+    for comment_uuid, instance, local_id in item.new_comment_links:
+        copy = next((c for c in copies if c.side.instance == instance), None)
+        other = next((c for c in copies if c.side.instance != instance), None)
+        if copy is None or other is None or comment_uuid not in other.comment_set:
+            continue
+        comment = next((c for c in copy.record.comments if c.local_id == local_id), None)
+        if comment is None or comment.shared_uuid != comment_uuid:
+            continue
+        entries.append(
+            journal_entry(
+                summary,
+                action="recover",
+                outcome="info",
+                source=other.side.instance,
+                target=instance,
+                shared_uuid=item.shared_uuid,
+                local_id=copy.record.local_id,
+                after={"comment": comment_uuid, "local_id": local_id},
+                reason=f"comment {local_id} on {instance} was written by a run that was "
+                "interrupted before it recorded the write; found by its breadcrumb and linked, "
+                "not written again",
+            )
+        )
+    return entries
+
+
 def release_reused_id(
     tx: StateTx, summary: RunSummary, instance: str, local_id: str, displaced: list[str]
 ) -> None:
@@ -521,7 +553,8 @@ def _attachment_refusal(
     ref: AttachmentRef, max_bytes: int, allowed: list[str] | None, target: Side
 ) -> str | None:
     if not target.capabilities.attachments:
-        return f"{target.instance} does not take attachments"
+        # Read by the customer on a public comment: name nothing of our own configuration.
+        return "attachments cannot be sent to this help desk"
     limit = min(max_bytes, target.capabilities.max_attachment_bytes or max_bytes)
     if ref.size is not None and ref.size > limit:
         return f"it is {_size(ref.size)}, over the {_size(limit)} limit"

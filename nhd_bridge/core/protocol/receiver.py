@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -44,6 +45,7 @@ from nhd_bridge.core.protocol.wire_store import (
     WireStore,
     WireTicket,
 )
+from nhd_bridge.core.terminal import neutralise
 
 __all__ = ["TOKEN_HEADER", "VERSION_HEADER", "WireError", "create_receiver_app"]
 
@@ -56,6 +58,7 @@ _NEW_TICKET_FIELDS = ("subject", "requested_at", "status", "requester")
 _NO_AGREEMENT = "no agreement with this uuid matches the token"
 _NO_TICKET = "no such ticket under this agreement"
 _MAX_TRACKED_SOURCES = 10_000
+_REPEATED_SLASHES = re.compile(r"/{2,}")
 
 Model = TypeVar("Model", Agreement, Ticket)
 
@@ -86,12 +89,15 @@ def create_receiver_app(settings: ReceiverSettings, store: WireStore) -> FastAPI
 
     async def on_wire_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, WireError)
-        log.info("%s %s refused: %d %s", request.method, request.url.path, error.status, error)
+        path = neutralise(request.url.path)
+        log.info("%s %s refused: %d %s", request.method, path, error.status, neutralise(str(error)))
         return _json(error.status, {"error": error.message}, error.headers)
 
-    async def on_http_error(_request: Request, error: Exception) -> Response:
+    async def on_http_error(request: Request, error: Exception) -> Response:
         # Routing refusals (unknown path 404, method 405 with Allow) in the same JSON shape.
         assert isinstance(error, StarletteHTTPException)
+        path, status = neutralise(request.url.path), error.status_code
+        log.info("%s %s refused: %d %s", request.method, path, status, error.detail)
         return _json(error.status_code, {"error": str(error.detail)}, dict(error.headers or {}))
 
     async def on_database_busy(_request: Request, _error: Exception) -> Response:
@@ -128,7 +134,25 @@ def create_receiver_app(settings: ReceiverSettings, store: WireStore) -> FastAPI
         include_in_schema=False,
         response_model=None,
     )
+    app.add_middleware(_CollapsedSlashes)
     return app
+
+
+class _CollapsedSlashes:
+    """A partner whose sharing URL ends in '/' calls ``/sharing//agreements/…`` (the gem joins
+    base + '/agreements/'): repeated slashes are read as one, so that it reaches the endpoint."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = {
+                **scope,
+                "path": _REPEATED_SLASHES.sub("/", scope["path"]),
+                "raw_path": re.sub(rb"/{2,}", b"/", scope.get("raw_path") or b""),
+            }
+        await self.app(scope, receive, send)
 
 
 class _Receiver:
@@ -160,7 +184,7 @@ class _Receiver:
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise WireError(413, f"the body is larger than {limit} bytes")
+            raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         try:
@@ -168,7 +192,7 @@ class _Receiver:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
-                        raise WireError(413, f"the body is larger than {limit} bytes")
+                        raise self._too_large()
                     chunks.append(chunk)
         except TimeoutError:
             raise WireError(
@@ -178,14 +202,22 @@ class _Receiver:
             ) from None
         return b"".join(chunks)
 
-    @staticmethod
-    def _parse(request: Request, raw: bytes) -> dict[str, Any]:
+    def _too_large(self) -> WireError:
+        """413 as RT would; lenient answers 422, which Zendesk's client takes as a soft failure
+        where it raises on 413 (gem client.rb ``handle_response``)."""
+        limit = self.settings.max_body_bytes
+        message = f"the body is larger than {limit} bytes (server.receiver.max_body_bytes)"
+        return WireError(413 if self.settings.strict else 422, message)
+
+    def _parse(self, request: Request, raw: bytes) -> dict[str, Any]:
         if not acceptable_content_type(request.headers.get("content-type")):
             raise WireError(415, "send the body as application/json")
         try:
             data = json.loads(raw, parse_constant=_no_constants)
         except (ValueError, RecursionError):  # also bad UTF-8 and over-long integers
-            raise WireError(400, "the body is not valid JSON") from None
+            # 400 as RT answers; lenient prefers 422 (nhd-spec §7.1 [REC]): the gem raises on 400.
+            status = 400 if self.settings.strict else 422
+            raise WireError(status, "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise WireError(422, "the body must be a JSON object")
         problem = clean_text([data]) or check_sizes(data)

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ReceiverSettings"]
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+# Above the largest realistic share: a 1,000-comment ticket of 16 KiB mails with their HTML is
+# ~47 MiB of JSON (benchmarks/nhd_share_size.py); a body is held whole while it is parsed.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 class ReceiverSettings(BaseModel):

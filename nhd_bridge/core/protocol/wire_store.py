@@ -30,6 +30,7 @@ from nhd_bridge.core.protocol.rules import (
 from nhd_bridge.core.state.schema import (
     WIRE_SEQUENCE_NAME,
     wire_agreements,
+    wire_bindings,
     wire_comments,
     wire_sequence,
     wire_tickets,
@@ -309,6 +310,36 @@ class WireStore:
             found = _agreement_row(connection, uuid)
         assert found is not None
         return found
+
+    # --- bindings: which nhd instance holds an agreement (schema v3) ----------------------------
+
+    def bind(self, instance: str, agreement_uuid: str) -> None:
+        """Bind an agreement to an nhd instance, replacing the instance's earlier binding (one
+        instance holds one agreement) and the agreement's binding to another instance."""
+        with self._writing() as (connection, _seq):
+            connection.execute(
+                delete(wire_bindings).where(
+                    (wire_bindings.c.instance == instance)
+                    | (wire_bindings.c.agreement_uuid == agreement_uuid)
+                )
+            )
+            connection.execute(
+                insert(wire_bindings).values(
+                    instance=instance, agreement_uuid=agreement_uuid, bound_at=utcnow()
+                )
+            )
+
+    def bound_agreement(self, instance: str) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(wire_bindings.c.agreement_uuid).where(wire_bindings.c.instance == instance)
+            ).scalar_one_or_none()
+
+    def bindings(self) -> dict[str, str]:
+        """Agreement uuid -> the instance bound to it."""
+        with self.engine.connect() as connection:
+            query = select(wire_bindings.c.agreement_uuid, wire_bindings.c.instance)
+            return {uuid: instance for uuid, instance in connection.execute(query)}
 
     # --- tickets: what the partner sends --------------------------------------------------------
 

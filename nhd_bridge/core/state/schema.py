@@ -272,10 +272,27 @@ def _create_v2(connection: Connection) -> None:
     connection.execute(wire_sequence.insert().values(name=WIRE_SEQUENCE_NAME, value=0))
 
 
+# --- version 3: which nhd instance an accepted or sent agreement belongs to ----------------------
+# Written by `nhd-bridge agreements accept/invite`, read by the nhd adapter on every call, so a
+# running serve picks a new binding up without a reload. A YAML `agreement:` pin wins over it.
+wire_bindings = Table(
+    "nhd_wire_bindings",
+    metadata,
+    Column("instance", NAME, primary_key=True),
+    Column("agreement_uuid", UUID, nullable=False, unique=True),
+    Column("bound_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _create_v3(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[wire_bindings])
+
+
 # Append-only: (version, step). A released step is never edited; a change is a new step.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _create_v1),
     (2, _create_v2),
+    (3, _create_v3),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
