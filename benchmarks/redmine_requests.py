@@ -1,7 +1,7 @@
 """Requests a sync costs against a real Redmine 5.0: idle poll, ten changed issues, ten pushed.
 
 Starts a real Redmine (tests/support/redmine.py, the Debian package), fills its project with
-N issues of C notes each (a ``rails runner`` script: minutes of REST calls become seconds), and
+N issues of C notes each (the harness's ``populate``, one ``rails runner``), and
 shares them to an embedded local tracker (the agreement's receiver) through the engine, with a
 counting FaultProxy (no faults) in front of Redmine. Prints the Redmine requests of:
 
@@ -19,8 +19,6 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.redmine import REDMINE_ROOT, RedmineServer
+from support.redmine import RedmineServer, populate
 
 from nhd_bridge.adapters.local import LocalConfig, LocalTracker
 from nhd_bridge.core.config import load_config
@@ -41,41 +39,6 @@ from nhd_bridge.core.state import StateStore
 from nhd_bridge.testing.faultproxy import FaultProxy
 
 REDMINE_STATUSES = ["New", "In Progress", "Resolved", "Feedback", "Closed", "Rejected"]
-
-POPULATE_RB = """
-project = Project.find_by_identifier!(ENV.fetch('NHD_PROJECT'))
-admin = User.find_by_login!('admin')
-User.current = admin
-issues, notes = ENV.fetch('NHD_ISSUES').to_i, ENV.fetch('NHD_NOTES').to_i
-ActiveRecord::Base.transaction do
-  issues.times do |i|
-    issue = Issue.create!(project: project, tracker: project.trackers.first, author: admin,
-                          subject: "Issue #{i + 1}", description: "Description of issue #{i + 1}")
-    notes.times do |j|
-      Journal.create!(journalized: issue, user: admin, notes: "Note #{j + 1} of issue #{i + 1}")
-    end
-  end
-end
-"""
-
-
-def populate(server: RedmineServer, issues: int, notes: int, folder: Path) -> None:
-    script = folder / "populate.rb"
-    script.write_text(POPULATE_RB)
-    instance = server._instance.link.name  # the start script's instance name
-    subprocess.run(
-        ["ruby", "bin/rails", "runner", str(script)],
-        cwd=REDMINE_ROOT,
-        env={
-            **os.environ,
-            "RAILS_ENV": "production",
-            "X_DEBIAN_SITEID": instance,
-            "NHD_PROJECT": server.project,
-            "NHD_ISSUES": str(issues),
-            "NHD_NOTES": str(notes),
-        },
-        check=True,
-    )
 
 
 def write_config(folder: Path, server: RedmineServer, base_url: str) -> Path:
@@ -134,7 +97,7 @@ def main() -> None:
         server = RedmineServer.launch(folder / "redmine", template_dir=folder / "template")
         try:
             started = time.perf_counter()
-            populate(server, args.issues, args.notes, folder)
+            populate(server, server.project, args.issues, args.notes)
             print(
                 f"populated {args.issues} issues x {args.notes} notes "
                 f"in {time.perf_counter() - started:.1f} s"
@@ -146,7 +109,10 @@ def main() -> None:
                 time.sleep(3.5)
                 report("second run (settles the first sync)", counted_run(config_path, proxy))
                 time.sleep(3.5)  # past the lookback: an issue read since is known unchanged
+                seen_before = len(proxy.history)
                 report("idle poll", counted_run(config_path, proxy))
+                for event in proxy.history[seen_before:]:
+                    print(f"  {event.method} {event.path.split('?')[0]}")
 
                 with server.api() as person:
                     listed = person.get(

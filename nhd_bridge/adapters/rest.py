@@ -18,6 +18,11 @@ How the contract maps onto a REST API:
   that overlap from coming back run after run, the cursor also holds a fingerprint of each ticket
   it returned inside the window; a ticket read again with the same fingerprint is not returned. A
   ticket that changed within the same second changes its fingerprint, so it is never missed.
+  Every page's cursor is safe to store once that page is written; with keyset paging (Redmine,
+  by id) a mid-read cursor resumes the read where it stopped (ADR 0006).
+- **Lost answers.** A write that is not idempotent is never repeated blindly: after a lost
+  answer its breadcrumb is looked for, and if it is not there the work is parked for the
+  engine's next pass, which reads before it writes (``_resolve``).
 - **Breadcrumbs** are a field (``ticket.shared_uuid``: a Roundup property, a Redmine custom field)
   or a text marker inside the body (``marker: "<!-- nhd:{uuid} -->"`` on GitHub), read back by
   the same mapping. ``find_by_shared_uuid`` checks each candidate's breadcrumb itself, so a search
@@ -228,11 +233,12 @@ class RestAdapter(Adapter):
             else:
                 yield ChangePage(tickets, _cursor(newest, seen, lookback))
         if keyset:
-            # An issue updated during the read, behind the read's position, has an updated_at
-            # after the read began: the next read starts there, not at the newest seen.
-            following = newest
-            if newest is not None and started is not None:
-                following = min(newest, started)
+            # The next read starts when this one began, by the tracker's clock: every change
+            # made before then was listed (by id, nothing shifts), and one made during the read
+            # behind its position has a later updated_at. Starting at the newest updated_at
+            # seen instead would skip the latter, and re-list the last changes on every idle
+            # poll. The lookback covers commits that land late.
+            following = started if started is not None else newest
             yield ChangePage([], _cursor(following, seen, lookback))
 
     def _unchanged_since_read(
@@ -323,8 +329,18 @@ class RestAdapter(Adapter):
             else None,
         )
         if not ignored.is_empty():
-            self.update(record.local_id, ignored)
-            record = self.get(record.local_id) or record
+            try:
+                self.update(record.local_id, ignored)
+                record = self.get(record.local_id) or record
+            except AdapterError as error:
+                # The ticket exists: returning it as it is (not raising) lets the engine link it
+                # and see that what it meant differs from what the tracker holds.
+                log.warning(
+                    "creating a ticket: %s ignores %s on create and setting it after failed: %s",
+                    self.name,
+                    ", ".join(self.config.create_ignores),
+                    error,
+                )
         return record
 
     def update(self, local_id: str, changes: TicketChanges) -> None:

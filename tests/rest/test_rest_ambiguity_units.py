@@ -240,6 +240,7 @@ def test_every_mid_read_cursor_resumes_after_its_page() -> None:
         later = [t.local_id for p in pages[index + 1 :] for t in p.tickets]
         assert resumed == later, f"after page {index}"
     final = json.loads(pages[-1].cursor or "{}")
-    # The newest updated_at seen was 10:00:08; the read began (Date) at 10:00:30: the older.
+    # The read began (Date) at 10:00:30: the next one starts there, not at the newest
+    # updated_at seen (10:00:08), so an idle poll does not list the same window again.
     assert pages[-1].tickets == [] and "resume" not in final
-    assert final["since"].startswith("2026-01-01T10:00:08")
+    assert final["since"].startswith("2026-01-01T10:00:30")
