@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,8 @@ from nhd_bridge.core.engine import AgreementBusy, AgreementRefused, Progress, Sy
 from nhd_bridge.core.plugins import PluginError, Plugins
 from nhd_bridge.core.redaction import install_log_redaction
 from nhd_bridge.core.run import RunSummary
-from nhd_bridge.core.state import JournalEntry, StateStore
+from nhd_bridge.core.state import JournalEntry, StateStore, StateStoreError, check_store
+from nhd_bridge.core.state.opening import stored_bindings
 from nhd_bridge.core.terminal import SafeConsole, neutralise, neutralised_output
 
 EXIT_OK, EXIT_PARKED, EXIT_USAGE = 0, 1, 2
@@ -50,7 +52,17 @@ class UsageFailure(click.ClickException):
         click.echo(neutralise(f"error: {self.message}"), err=True)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command: a state store that cannot be opened is one line and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StateStoreError as error:
+            raise UsageFailure(str(error)) from None
+
+
+@click.group(cls=_Commands)
 @click.option(
     "-c",
     "--config",
@@ -101,12 +113,28 @@ def validate(ctx: click.Context, show: bool) -> None:
         document = config.bridge.model_dump(mode="json")
         for name, adapter_config in config.adapter_configs.items():
             document["instances"][name].update(_redacted(adapter_config.model_dump()))
-        console.print_json(json.dumps(_redacted(document), default=str))
+        # An agreement accepted or invited through the CLI is bound in the store, not the YAML.
+        for name, uuid in stored_bindings(config.state_url).items():
+            shown = document["instances"].get(name)
+            if shown is not None and not shown.get("agreement"):
+                shown["agreement"] = uuid
+                shown["agreement_from"] = "state store (bound by agreements accept/invite)"
+        # Only the document on stdout, so that `validate --show > loaded.json` is valid JSON.
+        click.echo(json.dumps(_redacted(document), indent=2, default=str))
     bridge = config.bridge
+    problems = config.problems()
+    for problem in problems:
+        click.echo(f"{'' if problem.level == 'warning' else 'error: '}{problem.error(config)}",
+                   err=True)
+    if any(problem.level == "error" for problem in problems):
+        sys.exit(EXIT_USAGE)
+    store = check_store(config.state_url)
     click.echo(
         f"{config.file}: ok — {len(bridge.instances)} instances, "
-        f"{len(bridge.agreements)} agreements"
+        f"{len(bridge.agreements)} agreements",
+        err=show,
     )
+    click.echo(f"state store: {store}", err=show)
 
 
 @main.command()
@@ -184,15 +212,18 @@ def check(ctx: click.Context, instances: tuple[str, ...]) -> None:
 @click.option("--agreement", "names", multiple=True, help="Only this agreement (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Plan and report; write nothing anywhere.")
 @click.option("--once", is_flag=True, help="One pass (the default; for cron and CronJobs).")
+@click.option("--debug", is_flag=True, help="Print the traceback of a run that fails.")
 @click.pass_context
-def sync(ctx: click.Context, names: tuple[str, ...], dry_run: bool, once: bool) -> None:
+def sync(
+    ctx: click.Context, names: tuple[str, ...], dry_run: bool, once: bool, debug: bool
+) -> None:
     """Run one pass of every agreement (or the ones named)."""
     config = load(ctx)
     selected = _agreements(config, names)
     summaries: list[RunSummary] = []
     with _progress_bar() as progress, engine_for(config, progress) as engine:
         for name in selected:
-            summaries.append(_run_one(engine, name, dry_run))
+            summaries.append(_run_one(engine, name, dry_run, debug=debug))
     _print_summaries(summaries)
     parked = any(
         summary.parked or summary.still_parked or summary.errors for summary in summaries
@@ -228,23 +259,31 @@ def plan(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Show what the next run would write. Nothing is written."""
     config = load(ctx)
     planned: list[dict[str, Any]] = []
+    unread: list[str] = []
     with engine_for(config) as engine:
         for name in _agreements(config, names):
             try:
-                _, items = engine.plan(name)
+                summary, items = engine.plan(name)
             except AgreementRefused as error:
                 raise UsageFailure(str(error)) from None
-            planned += [_describe(name, item) for item in items if _has_effect(item)]
+            planned += _described(name, items)
+            unread += [f"{name}: {error}" for error in summary.errors]
+    # What could not be read is never "in sync": it is said, and the exit code is 1.
+    for error in unread:
+        click.echo(f"error: {error}", err=True)
     if as_json:
+        for entry in planned:
+            del entry["described"]
         click.echo(json.dumps(planned, indent=2, default=str))
-        return
-    if not planned:
+    elif planned:
+        for entry in planned:
+            click.echo(f"{entry['agreement']}: ticket {entry['shared_uuid'][:12]}")
+            for action in entry["described"]:
+                click.echo(f"  - {action}")
+    elif not unread:
         click.echo("nothing to do: every shared ticket is in sync")
-        return
-    for entry in planned:
-        click.echo(f"{entry['agreement']}: ticket {entry['shared_uuid'][:12]}")
-        for action in entry["actions"]:
-            click.echo(f"  - {action}")
+    if unread:
+        sys.exit(EXIT_PARKED)
 
 
 @main.command(name="log")
@@ -341,7 +380,7 @@ def reset_cursor(ctx: click.Context, instance: str, names: tuple[str, ...]) -> N
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _run_one(engine: SyncEngine, name: str, dry_run: bool) -> RunSummary:
+def _run_one(engine: SyncEngine, name: str, dry_run: bool, *, debug: bool = False) -> RunSummary:
     if not console.is_terminal:
         click.echo(f"syncing {name}{' (dry run)' if dry_run else ''}")
     try:
@@ -351,6 +390,14 @@ def _run_one(engine: SyncEngine, name: str, dry_run: bool) -> RunSummary:
     except AgreementBusy as error:
         summary = RunSummary(agreement=name, run_id="-")
         summary.errors.append(str(error))
+        return summary
+    except Exception as error:  # one line per failure; the other agreements still run
+        if debug:
+            traceback.print_exc()
+        summary = RunSummary(agreement=name, run_id="-")
+        summary.failure = f"agreement {name} failed: {type(error).__name__}: {error}"
+        summary.errors.append(summary.failure + ("" if debug else " (--debug shows where)"))
+        click.echo(f"error: {summary.errors[-1]}", err=True)
         return summary
 
 
@@ -457,7 +504,8 @@ def _explain(config: LoadedConfig, store: StateStore, ticket: str) -> None:
         shared_uuid = ticket
     links = read.links(shared_uuid)
     if not links:
-        raise UsageFailure(f"no shared ticket {shared_uuid!r} in the state store")
+        click.echo(f"error: no shared ticket {shared_uuid!r} in the state store", err=True)
+        sys.exit(EXIT_PARKED)
     origin = read.shared_ticket_origin(shared_uuid)
     click.echo(f"shared ticket {shared_uuid}")
     if origin:
@@ -494,7 +542,7 @@ def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> Non
         record = engine.adapter(instance).get(local_id)
         if record is None:
             click.echo(f"{instance} has no ticket {local_id}.")
-            return
+            sys.exit(EXIT_PARKED)  # nothing to explain: a script must not read this as success
         document = {
             "subject": record.subject,
             "status": record.status,
@@ -511,23 +559,21 @@ def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> Non
                 click.echo(f"  {name}: matches; it will be shared on the next run")
 
 
-def _describe(agreement: str, item: Any) -> dict[str, Any]:
-    plan = item.plan
-    actions = []
-    if plan.create is not None:
-        actions.append(f"create in {plan.create_target}: {plan.create.subject!r}")
-    for write in plan.fields:
-        actions.append(f"set {write.name} in {write.target}: {write.before!r} → {write.after!r}")
-    for comment in plan.comments:
-        visibility = "public" if comment.draft.public else "private"
-        actions.append(f"add {visibility} comment {comment.source} → {comment.target}")
-    for note in plan.notes:
-        actions.append(f"{note.outcome} {note.action}: {note.reason}")
-    return {"agreement": agreement, "shared_uuid": item.shared_uuid, "actions": actions}
-
-
-def _has_effect(item: Any) -> bool:
-    return bool(item.plan.writes or item.plan.notes)
+def _described(agreement: str, items: list[Any]) -> list[dict[str, Any]]:
+    """One entry per ticket with an effect. A dry run plans a ticket changed on both sides in
+    each side's pass, from the same two copies; the first plan is the whole of it."""
+    entries: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if item.shared_uuid in entries or not (item.plan.writes or item.plan.notes):
+            continue
+        actions = item.plan.actions()
+        entries[item.shared_uuid] = {
+            "agreement": agreement,
+            "shared_uuid": item.shared_uuid,
+            "actions": [action.as_dict() for action in actions],
+            "described": [action.describe() for action in actions],
+        }
+    return list(entries.values())
 
 
 def _redacted(value: Any, key: str = "") -> Any:

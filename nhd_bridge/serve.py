@@ -14,18 +14,19 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from nhd_bridge.core.config import ConfigError, LoadedConfig, load_config
+from nhd_bridge.core.config import ConfigError, LoadedConfig, load_config, parse_duration
 from nhd_bridge.core.protocol.receiver import create_receiver_app
 from nhd_bridge.core.protocol.wire_store import WireStore
 from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.scheduler import BridgeScheduler
-from nhd_bridge.core.state import StateStore
+from nhd_bridge.core.state import AgreementHealth, StateStore, utcnow
 
 __all__ = ["build_app", "serve"]
 
@@ -68,6 +69,7 @@ def build_app(config: LoadedConfig, store: StateStore, scheduler: BridgeSchedule
             return response
 
     status_token = os.environ.get(STATUS_TOKEN_ENV, "")
+    unhealthy_after = parse_duration(config.bridge.server.unhealthy_after)
 
     @app.get("/status")
     async def status(request: Request) -> JSONResponse:
@@ -76,9 +78,49 @@ def build_app(config: LoadedConfig, store: StateStore, scheduler: BridgeSchedule
         # and anyone else exactly as an unknown path.
         if prefix is not None and not _bearer_matches(request, status_token):
             return JSONResponse({"error": "Not Found"}, status_code=404)
-        return JSONResponse({"status": "ok", "agreements": last_runs})
+        health = store.read().all_health()
+        agreements = {name: dict(brief) for name, brief in last_runs.items()}
+        for row in health:
+            agreements.setdefault(row.agreement, {}).update(_health_brief(row))
+        failing = _failing(health, unhealthy_after)
+        return JSONResponse(
+            {"status": "failing" if failing else "ok", "agreements": agreements}
+        )
+
+    # Liveness that also tells an orchestrator when agreements have been failing too long; it
+    # names none of them (partners may reach this listener): /status has the details.
+    app.router.routes[:] = [
+        route for route in app.router.routes if getattr(route, "path", None) != "/health"
+    ]
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        if _failing(store.read().all_health(), unhealthy_after):
+            return JSONResponse({"status": "failing"}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     return app
+
+
+def _failing(health: list[AgreementHealth], unhealthy_after: timedelta) -> list[str]:
+    now = utcnow()
+    return [
+        row.agreement
+        for row in health
+        if row.failing_since is not None and now - row.failing_since >= unhealthy_after
+    ]
+
+
+def _health_brief(row: AgreementHealth) -> dict[str, Any]:
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "last_run_at": when(row.last_run_at),
+        "last_ok_at": when(row.last_ok_at),
+        "failing_since": when(row.failing_since),
+        "last_error": row.last_error,
+    }
 
 
 def _bearer_matches(request: Request, token: str) -> bool:
@@ -94,12 +136,6 @@ def serve(config: LoadedConfig, *, host: str | None = None, port: int | None = N
     store = StateStore(config.state_url)
     scheduler = BridgeScheduler(config, store)
     app = build_app(config, store, scheduler)
-    if config.bridge.server.receiver is None:
-
-        @app.get("/health")
-        async def health() -> JSONResponse:
-            return JSONResponse({"status": "ok"})
-
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import tomllib
 from collections.abc import Callable
@@ -158,7 +159,7 @@ def test_every_command_that_reads_the_config_reports_it_the_same_way(cli, tmp_pa
 
     assert result.exit_code == 2
     assert stderr_lines(result) == [
-        f"error: {config}:5: agreemnts: unknown key; check its spelling against `nhd-bridge schema`"
+        f"error: {config}:5: agreemnts: unknown key; did you mean 'agreements'?"
     ]
 
 
@@ -177,7 +178,10 @@ def test_validate_says_ok_with_the_counts(cli, bridge_file):
     result = cli("validate")
 
     assert result.exit_code == 0
-    assert result.stdout == f"{bridge_file}: ok — 2 instances, 1 agreements\n"
+    assert result.stdout == (
+        f"{bridge_file}: ok — 2 instances, 1 agreements\n"
+        f"state store: {bridge_file.parent / 'state.db'} (will be created)\n"
+    )
 
 
 def test_validate_show_prints_the_loaded_config_with_secrets_redacted(cli):
@@ -185,8 +189,8 @@ def test_validate_show_prints_the_loaded_config_with_secrets_redacted(cli):
 
     assert result.exit_code == 0
     assert "s3cret" not in result.output
-    shown, ok_line = result.stdout.rsplit("\n}\n", 1)
-    document = json.loads(shown + "\n}")
+    document = json.loads(result.stdout)  # only the document on stdout
+    ok_line = result.stderr
     assert document["instances"]["A"]["token"] == "**********"
     assert document["instances"]["B"]["token"] is None
     assert document["instances"]["A"]["page_size"] == 50
@@ -209,17 +213,23 @@ def test_validate_show_redacts_a_secret_that_came_from_the_environment(cli, tmp_
 
 
 def test_validate_show_hides_the_password_in_the_state_url(cli, tmp_path):
+    with socket.socket() as probe:  # a loopback port nobody listens on once the probe closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     config = tmp_path / "pg.yaml"
     config.write_text(
         "plugins: [nhd_bridge.testing.fake]\n"
-        "state: {url: 'postgresql+psycopg://bridge:hunter2@db.example.com/nhd'}\n"
+        f"state: {{url: 'postgresql+psycopg://bridge:hunter2@127.0.0.1:{port}/nhd'}}\n"
         "instances:\n  A: {kind: fake}\n",
         encoding="utf-8",
     )
 
     result = cli("validate", "--show", config=config)
 
-    assert result.exit_code == 0
+    # The document is shown, then validate reports the unreachable store; neither shows it.
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["state"]["url"].startswith("postgresql+psycopg://bridge:")
+    assert "cannot connect" in result.stderr
     assert "hunter2" not in result.output
 
 
@@ -360,7 +370,14 @@ def test_plan_json_lists_the_create_and_writes_nothing(cli):
     [entry] = json.loads(result.stdout)
     assert entry["agreement"] == "ab"
     assert re.fullmatch(r"[0-9a-f]{40}", entry["shared_uuid"])
-    assert entry["actions"] == ["create in B: 'Only planned'", "add public comment A → B"]
+    create, comment = entry["actions"]
+    assert (create["kind"], create["target"], create["to"]) == ("create", "B", "Only planned")
+    assert (comment["kind"], comment["source"], comment["target"], comment["visibility"]) == (
+        "comment",
+        "A",
+        "B",
+        "public",
+    )
     assert FakeTracker.named("B").tickets() == []
     assert cli("log").stdout == "the journal is empty\n"
 
@@ -410,6 +427,16 @@ def test_explain_of_an_unshared_ticket_says_whether_it_will_be_shared(cli):
     assert result.exit_code == 0
     assert f"A:{ticket} is not shared with anyone." in result.stdout
     assert "ab: matches; it will be shared on the next run" in result.stdout
+
+
+def test_explain_of_a_ticket_that_does_not_exist_exits_1(cli):
+    missing_here = cli("explain", "A:424242")
+    unknown_uuid = cli("explain", "0" * 40)
+
+    assert missing_here.exit_code == 1
+    assert "A has no ticket 424242." in missing_here.stdout
+    assert unknown_uuid.exit_code == 1
+    assert "no shared ticket" in unknown_uuid.stderr
 
 
 def test_explain_of_an_unknown_instance_exits_2(cli):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import SecretStr
 
-from nhd_bridge import ChangePage, TicketChanges, TicketRecord
+from nhd_bridge import ChangePage, PermanentError, TicketChanges, TicketRecord
 from nhd_bridge.testing import AdapterContract, FakeAdapter, FakeConfig, FakeTracker
 
 pytest_plugins = ["pytester"]
@@ -107,7 +108,48 @@ class LosesTheCommentBreadcrumb(FakeAdapter):
         return record
 
 
+class AcceptsAnyStatus(FakeAdapter):
+    """Takes whatever status it is given, so a mapping mistake is found only by people."""
+
+    def _accepted_status(self, status: str) -> str:
+        return status
+
+
+class CursorIsNow(FakeAdapter):
+    """Gives each page the cursor of "now" instead of the last change on it."""
+
+    def changed_since(self, cursor: str | None) -> Iterator[ChangePage]:
+        for page in super().changed_since(cursor):
+            yield replace(page, cursor=self.tracker.cursor)
+
+
+class NeverBumpsUpdatedAt(FakeAdapter):
+    """Reports every ticket as last updated when it was created."""
+
+    first_seen: ClassVar[dict[str, datetime]] = {}
+
+    def get(self, local_id: str) -> TicketRecord | None:
+        record = super().get(local_id)
+        if record is not None:
+            record.updated_at = self.first_seen.setdefault(local_id, record.updated_at)
+        return record
+
+
+class ReadsAnyCursorFromTheStart(FakeAdapter):
+    """Takes a cursor it cannot parse as "from the start"."""
+
+    def _parse_cursor(self, cursor: str | None) -> int:
+        try:
+            return super()._parse_cursor(cursor)
+        except PermanentError:
+            return 0
+
+
 BROKEN_ADAPTERS = [
+    (AcceptsAnyStatus, {"test_a_status_outside_capabilities_is_refused"}),
+    (CursorIsNow, {"test_resuming_from_a_page_cursor_reads_every_later_ticket"}),
+    (NeverBumpsUpdatedAt, {"test_an_update_moves_updated_at_forward"}),
+    (ReadsAnyCursorFromTheStart, {"test_an_unknown_cursor_is_refused"}),
     (ForgetsBreadcrumbs, {"test_find_by_shared_uuid_finds_the_created_ticket"}),
     (IgnoresTheCursor, {"test_resuming_from_the_last_cursor_rereads_at_most_the_boundary"}),
     (LeaksPrivateComments, {"test_private_comment_stays_private"}),

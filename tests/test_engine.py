@@ -484,10 +484,27 @@ def test_attachment_over_the_limit_is_left_out_with_a_line_saying_why(make_bridg
     ticket = a.create_ticket("Logs")
     a.add_comment(ticket, "see attached", attachments={"small.txt": b"ok", "huge.log": b"x" * 5000})
     bridge.run()
-    [comment] = only_ticket(b).comments
+    [comment, note] = only_ticket(b).comments
     assert [ref.filename for ref in comment.attachments] == ["small.txt"]
     assert b.attachment(comment.attachments[0].ref) == b"ok"
-    assert "'huge.log' was not copied" in comment.body and "limit" in comment.body
+    # Why a file stayed behind is for agents: a private note, not the customer's comment.
+    assert comment.public and "was not copied" not in comment.body
+    assert not note.public and "'huge.log' was not copied" in note.body and "limit" in note.body
+    assert_quiet(bridge)
+    assert [c.body for c in a.ticket(ticket).comments] == ["see attached"]  # never copied back
+
+
+def test_attachment_note_goes_into_the_body_where_the_target_has_no_private_comments(
+    make_bridge,
+):
+    instances = {"A": {"kind": "fake"}, "B": {"kind": "fake", "private_comments": False}}
+    bridge = make_bridge({"ab": full(attachments={"max_bytes": 1000})}, instances)
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("Logs")
+    a.add_comment(ticket, "see attached", attachments={"huge.log": b"x" * 5000})
+    bridge.run()
+    [comment] = only_ticket(b).comments
+    assert "'huge.log' was not copied" in comment.body
     assert_quiet(bridge)
 
 

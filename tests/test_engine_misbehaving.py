@@ -244,3 +244,66 @@ def test_a_ticket_whose_derived_uuid_a_partner_took_first_is_shared_under_anothe
     ours = [t for t in b.tickets() if t.subject == "ours"]
     assert len(ours) == 1 and ours[0].shared_uuid != derived
     assert bridge.store.read().link(derived, "A").local_id == squatted
+
+
+def test_an_unexpected_error_in_one_ticket_parks_it_and_the_rest_flows(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    broken = a.create_ticket("content nothing expected")
+    fine = a.create_ticket("an ordinary ticket")
+    adapter = bridge.engine.adapter("B")
+    create = adapter.create
+
+    def create_or_crash(draft):
+        if draft.subject == "content nothing expected":
+            raise TypeError("unsupported operand type(s) for -: 'str' and 'int'")
+        return create(draft)
+
+    adapter.create = create_or_crash
+
+    [summary] = bridge.run()
+
+    assert [t.subject for t in b.tickets()] == ["an ordinary ticket"]
+    assert summary.parked == 1 and summary.failure is None
+    [row] = bridge.store.read().parked("ab")
+    assert row.local_id == broken and "TypeError" in row.error
+    [failed] = [e for e in bridge.journal() if e.outcome == "failed"]
+    assert "unexpected TypeError" in failed.reason
+    assert fine
+
+
+def test_an_unexpected_error_while_planning_parks_that_ticket(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    first = a.create_ticket("first")
+    bridge.run()
+    a.add_comment(first, "news", author=ALICE)
+    a.create_ticket("second")
+    adapter = bridge.engine.adapter("B")
+    get = adapter.get
+    adapter.get = lambda local_id: (_ for _ in ()).throw(KeyError("author"))
+
+    [summary] = bridge.run()
+    adapter.get = get
+
+    assert [t.subject for t in b.tickets()] == ["first", "second"]
+    assert summary.parked == 1
+    assert "KeyError" in bridge.store.read().parked("ab")[0].error
+
+
+def test_a_failing_agreement_is_recorded_with_when_and_why(make_bridge):
+    bridge = make_bridge({"ab": full()})
+    a = FakeTracker.named("A")
+    a.fail_next("changed_since", TransientError("connection refused"), times=2)
+
+    bridge.run()
+    first = bridge.store.read().health("ab")
+    bridge.run()
+    second = bridge.store.read().health("ab")
+    bridge.run()
+    healed = bridge.store.read().health("ab")
+
+    assert first.failing_since is not None and "connection refused" in first.last_error
+    assert second.failing_since == first.failing_since
+    assert healed.failing_since is None and healed.last_error is None
+    assert healed.last_ok_at is not None

@@ -791,7 +791,7 @@ def test_check_passes_on_a_tracker_in_use(adapter: LocalAdapter) -> None:
     adapter.create(TicketDraft(shared_uuid="s", subject="In use"))
     results = adapter.check()
     assert all(r.ok for r in results), results
-    assert "schema version 1" in results[0].detail
+    assert f"schema version {local.SCHEMA_VERSION}" in results[0].detail
 
 
 def test_check_explains_a_folder_given_as_the_database(tmp_path: Path) -> None:

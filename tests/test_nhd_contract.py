@@ -232,6 +232,22 @@ class TestNhdAdapterContract(AdapterContract):
         assert "Yes, we are here." in bodies, "the changed ticket must come with its new comment"
         assert ours.body in bodies, "the mirror must still list the comment we sent"
 
+    def test_resuming_from_a_page_cursor_reads_every_later_ticket(
+        self, adapter: NhdAdapter, partnership: Partnership
+    ) -> None:
+        """Override: our own shares are not changes; the partner's comments make them so."""
+        created = {
+            adapter.create(self._draft(f"Paged resume {n}")).local_id
+            for n in range(self.pagination_ticket_count)
+        }
+        for local_id in created:
+            partnership.partner_comments(local_id, "Seen.")
+        first = next(iter(adapter.changed_since(None)))
+        unread = created - {ticket.local_id for ticket in first.tickets}
+        assert unread, f"all tickets came in one page although the page size is {PAGE_SIZE}"
+        later = set(_ids(_read_all(adapter, first.cursor)))
+        assert unread <= later, f"resuming from the first page's cursor skips {unread - later}"
+
     def test_resuming_from_the_last_cursor_rereads_at_most_the_boundary(
         self, adapter: NhdAdapter, partnership: Partnership
     ) -> None:

@@ -414,7 +414,8 @@ def test_run_finished_is_called_after_a_failure_too(make_bridge, plugins):
     with registered_plugin(plugins, recorder):
         bridge = make_bridge({"ab": {"sender": "A", "receiver": "B"}})
         FakeTracker.named("A").create_ticket("Crashes")
-        FakeTracker.named("B").fail_next("create", RuntimeError("adapter bug"))
+        # A bug in reading a whole side ends the run (one ticket's failure would only park it).
+        FakeTracker.named("A").fail_next("changed_since", RuntimeError("adapter bug"))
 
         with pytest.raises(RuntimeError, match="adapter bug"):
             bridge.run()

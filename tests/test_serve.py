@@ -9,16 +9,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from nhd_bridge import TransientError
 from nhd_bridge.adapters.local import LocalConfig, LocalTracker
 from nhd_bridge.core.config import load_config
 from nhd_bridge.core.scheduler import BridgeScheduler
-from nhd_bridge.core.state import StateStore
+from nhd_bridge.core.state import StateStore, utcnow
+from nhd_bridge.core.state.schema import agreement_health
 from nhd_bridge.testing.fake import FakeTracker
 
 STATUS = "status-token-for-the-test"  # the listener has a receiver: /status needs it
@@ -175,3 +178,33 @@ def test_a_config_without_receiver_serves_health_only(tmp_path):
     assert client.get("/status").json() == {"status": "ok", "agreements": {}}
     assert client.post("/sharing/tickets/abc").status_code == 404
     store.close()
+
+
+def test_health_and_status_report_an_agreement_that_keeps_failing(make_bridge):
+    from fastapi.testclient import TestClient
+
+    from nhd_bridge.serve import build_app
+
+    bridge = make_bridge({"ab": {"sender": "A", "receiver": "B"}})
+    FakeTracker.named("A").fail_next("changed_since", TransientError("A is down"), times=None)
+    bridge.run()
+    app = build_app(bridge.config, bridge.store, BridgeScheduler(bridge.config, bridge.store))
+    client = TestClient(app)
+
+    status = client.get("/status").json()
+    assert status["agreements"]["ab"]["failing_since"] is not None
+    assert "A is down" in status["agreements"]["ab"]["last_error"]
+    assert client.get("/health").status_code == 200  # not failing for 15 minutes yet
+
+    with bridge.store.transaction() as tx:  # as if it had been failing for an hour
+        tx.record_run_outcome("ab", "A is down")
+        tx._execute(
+            agreement_health.update().values(failing_since=utcnow() - timedelta(hours=1))
+        )
+    answer = client.get("/health")
+    assert (answer.status_code, answer.json()) == (503, {"status": "failing"})
+    assert client.get("/status").json()["status"] == "failing"
+
+    FakeTracker.named("A").clear_faults()
+    bridge.run()
+    assert client.get("/health").status_code == 200

@@ -426,6 +426,10 @@ class JiraAdapter(Adapter):
 
     # --- preflight ------------------------------------------------------------------------------
 
+    def tracker_identity(self) -> str:
+        # The site and the project: the same from every installation, whatever the store holds.
+        return f"jira/{self.config.url.rstrip('/')}/{self.config.project}"
+
     def check(self) -> list[CheckResult]:
         results: list[CheckResult] = []
         try:

@@ -461,6 +461,11 @@ class LocalTracker:
             found = _load_tickets(db, "shared_uuid = ?", (shared_uuid,))
         return found[0][1] if found else None
 
+    def identity(self) -> str:
+        """A random id made with this tracker's file: who it is, whatever path it moves to."""
+        with self._read() as db:
+            return str(db.execute("SELECT identity FROM tracker_identity").fetchone()[0])
+
     def list_tickets(self, status: str | None = None) -> list[TicketRecord]:
         """Every ticket (or those with ``status``) by id, with comments."""
         with self._read() as db:
@@ -681,6 +686,9 @@ class LocalAdapter(Adapter):
                 self._tracker = LocalTracker(self.config)
             return self._tracker
 
+    def tracker_identity(self) -> str:
+        return f"local/{self.tracker.identity()}"
+
     def check(self) -> list[CheckResult]:
         """Preflight without side effects: nothing is created, only looked at."""
         return [
@@ -832,6 +840,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
                stored_name TEXT NOT NULL UNIQUE
            )""",
         "CREATE INDEX attachments_by_comment ON attachments (comment_id)",
+    ),
+    (
+        # The tracker's own identity, made once with the file: the bridge mints uuids from it,
+        # so that a lost state store finds the same uuids (and the copies carrying them).
+        """CREATE TABLE tracker_identity (
+               only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+               identity TEXT NOT NULL
+           )""",
+        "INSERT INTO tracker_identity (only_row, identity) VALUES (1, lower(hex(randomblob(16))))",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -19,7 +19,7 @@ How the contract maps onto a REST API:
   it returned inside the window; a ticket read again with the same fingerprint is not returned. A
   ticket that changed within the same second changes its fingerprint, so it is never missed.
   Every page's cursor is safe to store once that page is written; with keyset paging (Redmine,
-  by id) a mid-read cursor resumes the read where it stopped (ADR 0006).
+  by id) a mid-read cursor resumes the read where it stopped (ADR 0007).
 - **Lost answers.** A write that is not idempotent is never repeated blindly: after a lost
   answer its breadcrumb is looked for, and if it is not there the work is parked for the
   engine's next pass, which reads before it writes (``_resolve``).
@@ -178,7 +178,7 @@ class RestAdapter(Adapter):
 
         Each page's cursor covers only what was yielded so far: committed after that page's
         tickets are written, it never skips a ticket of a later page. With keyset paging (a
-        stable order by id, ADR 0006) it holds where the read is (``resume``) and the cursor of
+        stable order by id, ADR 0007) it holds where the read is (``resume``) and the cursor of
         the read as it started; the last page, empty, carries the next read's cursor. A ticket
         whose ``updated_at`` in the list is the one an earlier read saw, read after that second
         had passed (the tracker's ``Date``), is not read again (``refetch`` costs nothing idle).

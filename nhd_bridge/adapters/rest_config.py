@@ -112,7 +112,7 @@ class Pagination(_Strict):
     ``link_header`` (RFC 8288 ``Link: <...>; rel="next"``); ``next_url`` (a URL in the body);
     ``keyset`` (the next page asks for items from the last one's ``key`` on, by ``key_param`` =
     ``key_value``: a stable order that an item changed or deleted during the read cannot shift,
-    see docs/adrs/0006-reads-that-survive-moving-pages.md)."""
+    see docs/adrs/0007-reads-that-survive-moving-pages.md)."""
 
     style: Literal["none", "page", "offset", "cursor", "link_header", "next_url", "keyset"] = "none"
     page_size: int = Field(default=100, gt=0)

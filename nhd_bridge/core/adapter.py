@@ -333,5 +333,13 @@ class Adapter(abc.ABC):
         """Terms negotiated outside the YAML (NHD's agreement flags); ``None`` for most."""
         return None
 
+    def tracker_identity(self) -> str | None:
+        """A stable name of the tracker (and project) this instance reads, the same from every
+        installation and after any loss of the state store: its URL and project, or an id kept
+        in the tracker itself. The default sharing URL, from which ticket and comment uuids are
+        minted, is built from it, so that uuids survive a lost store. ``None``: the engine falls
+        back to an id kept in the state store (uuids then change with the store)."""
+        return None
+
     def close(self) -> None:
         """Release connections; called once when the run is over."""

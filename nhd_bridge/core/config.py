@@ -8,18 +8,21 @@ person reading it is editing that file right now.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import jmespath
 import jmespath.exceptions
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from nhd_bridge.core.adapter import AdapterConfig
 from nhd_bridge.core.plugins import PluginError, Plugins
@@ -30,6 +33,7 @@ __all__ = [
     "AttachmentPolicy",
     "BridgeConfig",
     "ConfigError",
+    "ConfigProblem",
     "ConflictPolicy",
     "InstanceConfig",
     "LoadedConfig",
@@ -37,6 +41,7 @@ __all__ = [
     "StateConfig",
     "json_schema",
     "load_config",
+    "status_map_problems",
 ]
 
 DEFAULT_CONFIG_FILE = "nhd-bridge.yaml"
@@ -69,12 +74,30 @@ class StateConfig(_Strict):
         description="SQLAlchemy URL; default: a SQLite file .nhd-bridge/state.db beside the config",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                make_url(value)
+            except (ArgumentError, ValueError):
+                raise ValueError(
+                    "is not a database URL; write it like sqlite:///path/state.db or "
+                    "postgresql+psycopg://user@host/database"
+                ) from None
+        return value
+
 
 class ConflictPolicy(_Strict):
-    """Who wins when both sides changed the same field between two runs."""
+    """Who wins when both sides changed the same field between two runs. Tags changed on both
+    sides merge as sets (no addition or removal lost) unless ``fields`` names a policy for tags."""
 
     default: Literal["newest", "sender", "receiver"] = "newest"
-    fields: dict[str, Literal["newest", "sender", "receiver"]] = Field(default_factory=dict)
+    fields: dict[str, Literal["newest", "sender", "receiver"]] = Field(
+        default_factory=dict,
+        description="per-field policy (subject, status, tags, a custom field's sender name); "
+        "tags merge as sets unless named here",
+    )
 
     def for_field(self, name: str) -> Literal["newest", "sender", "receiver"]:
         return self.fields.get(name, self.default)
@@ -182,6 +205,17 @@ class ServerConfig(_Strict):
         description="Serve the NHD endpoints (base_url is our public sharing URL); leave out "
         "to run only the scheduler and /health",
     )
+    unhealthy_after: str = Field(
+        default="15m",
+        description="/health answers 503 once an agreement's runs have been failing this long "
+        "(30s, 15m, 1h)",
+    )
+
+    @field_validator("unhealthy_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class BridgeConfig(_Strict):
@@ -201,6 +235,7 @@ class LoadedConfig:
     bridge: BridgeConfig
     adapter_configs: dict[str, AdapterConfig]
     plugins: Plugins
+    lines: dict[YamlPath, int] = field(default_factory=dict)  # YAML path -> line, for errors
 
     @property
     def state_url(self) -> str:
@@ -209,11 +244,118 @@ class LoadedConfig:
             return f"sqlite:///{self.file.parent / '.nhd-bridge' / 'state.db'}"
         return _resolve_sqlite_url(url, self.file.parent)
 
-    def sharing_url(self, instance: str, installation: str) -> str:
-        """The base of the NHD uuids minted for an instance. The default includes the
-        installation's id: two installations of nhd-bridge must never mint the same uuids."""
+    def problems(self) -> list[ConfigProblem]:
+        """What the engine would refuse (or ignore) once adapters say what their trackers hold;
+        builds each adapter, contacts nothing."""
+        statuses = {name: self.declared_statuses(name) for name in self.bridge.instances}
+        return [
+            problem
+            for name, agreement in self.bridge.agreements.items()
+            for problem in status_map_problems(
+                name, agreement, statuses[agreement.sender], statuses[agreement.receiver]
+            )
+        ]
+
+    def declared_statuses(self, instance: str) -> tuple[str, ...] | None:
+        """The statuses an instance's adapter declares (``None``: open-ended)."""
+        kind = self.bridge.instances[instance].kind
+        adapter = self.plugins.adapter_class(kind)(instance, self.adapter_configs[instance])
+        try:
+            return adapter.capabilities.statuses
+        finally:
+            adapter.close()
+
+    def sharing_url(
+        self, instance: str, installation: Callable[[], str], identity: str | None = None
+    ) -> str:
+        """The base of the NHD uuids minted for an instance: the configured ``sharing_url``;
+        else ``nhd-bridge://`` and the tracker's own identity (its URL and project, or an id it
+        keeps), which neither a lost state store nor another installation changes; else, for an
+        adapter that has none, the installation id kept in the state store."""
         configured = self.bridge.instances[instance].sharing_url
-        return configured or f"nhd-bridge://{installation}/{instance}"
+        if configured:
+            return configured
+        if identity:
+            return f"nhd-bridge://{identity}"
+        return f"nhd-bridge://{installation()}/{instance}"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """Something wrong found after loading, when adapters tell what their trackers hold."""
+
+    path: YamlPath
+    message: str
+    level: Literal["error", "warning"] = "error"
+
+    def error(self, config: LoadedConfig) -> ConfigError:
+        line = _nearest_line(self.path, config.lines)
+        prefix = "warning: " if self.level == "warning" else ""
+        return ConfigError(config.file, _dotted(self.path), prefix + self.message, line)
+
+
+def status_map_problems(
+    name: str,
+    agreement: AgreementConfig,
+    sender_statuses: tuple[str, ...] | None,
+    receiver_statuses: tuple[str, ...] | None,
+) -> list[ConfigProblem]:
+    """What is wrong with an agreement's status maps, given each side's declared statuses
+    (``None``: open-ended). Shared by ``validate`` and the engine, so both refuse the same maps.
+
+    Errors: a map whose target status the target does not have (every write of it would fail),
+    or whose source status the source does not have (a misspelling; it would never match).
+    Warning: an inbound map under partial delegation, where the receiver's status never syncs.
+    """
+    problems: list[ConfigProblem] = []
+    maps = agreement.status_map
+    sides = {
+        "outbound": (agreement.sender, sender_statuses, agreement.receiver, receiver_statuses),
+        "inbound": (agreement.receiver, receiver_statuses, agreement.sender, sender_statuses),
+    }
+    for way, table in (("outbound", maps.outbound), ("inbound", maps.inbound)):
+        if not table:
+            continue
+        path: YamlPath = ("agreements", name, "status_map", way)
+        source, source_known, target, target_known = sides[way]
+        for key, value in table.items():
+            if source_known is not None and key not in source_known:
+                problems.append(
+                    ConfigProblem(
+                        (*path, key),
+                        f"maps from {key!r}, which {source} does not have, so it would never "
+                        f"match{_did_you_mean(key, source_known)}; {source}'s statuses: "
+                        f"{', '.join(source_known)}",
+                    )
+                )
+            if target_known is not None and value not in target_known:
+                problems.append(
+                    ConfigProblem(
+                        (*path, key),
+                        f"maps to {value!r}, which {target} does not have"
+                        f"{_did_you_mean(value, target_known)}; {target}'s statuses: "
+                        f"{', '.join(target_known)}",
+                    )
+                )
+        if way == "inbound" and not agreement.allows_public_comments:
+            problems.append(
+                ConfigProblem(
+                    path,
+                    "never used: under partial delegation (allows_public_comments: false) the "
+                    f"receiver's status does not sync back to {agreement.sender}; remove it, or "
+                    "allow public comments",
+                    level="warning",
+                )
+            )
+    return problems
+
+
+def _did_you_mean(value: str, known: tuple[str, ...]) -> str:
+    folded = {status.casefold(): status for status in known}
+    if value.casefold() in folded:
+        return f" (did you mean {folded[value.casefold()]!r}? statuses are case-sensitive here)"
+    guess = difflib.get_close_matches(value, known, 1, 0.6)
+    return f" (did you mean {guess[0]!r}?)" if guess else ""
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -259,7 +401,7 @@ def load_config(
         for name, instance in bridge.instances.items()
     }
     _check_references(bridge, file, lines)
-    return LoadedConfig(file, bridge, adapter_configs, plugins)
+    return LoadedConfig(file, bridge, adapter_configs, plugins, lines)
 
 
 def json_schema(plugins: Plugins) -> dict[str, Any]:
@@ -295,6 +437,8 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValueError(f"{text!r} is not a duration; write it like 30s, 5m, 1h or 1d")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+    if int(match[1]) == 0:
+        raise ValueError(f"{text!r} would run without pause; give a duration above zero, like 30s")
     return timedelta(**{unit: int(match[1])})
 
 
@@ -310,14 +454,61 @@ def _parse_yaml(file: Path, text: str) -> tuple[Any, dict[YamlPath, int]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(error, "problem", None) or str(error)
+        line, problem = _yaml_problem(error, text)
         raise ConfigError(file, "", f"not valid YAML: {problem}", line) from None
     lines: dict[YamlPath, int] = {}
     if node is not None:
+        duplicate = _duplicate_key(node, ())
+        if duplicate is not None:
+            path, line, first_line = duplicate
+            raise ConfigError(
+                file,
+                _dotted(path),
+                f"duplicate key (first on line {first_line}); YAML would silently keep only the "
+                "last one: merge the two or delete one",
+                line,
+            )
         _record_lines(node, (), lines)
     return document, lines
+
+
+def _yaml_problem(error: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """The line to blame and the message. A problem found at the end of the file (an unclosed
+    quote or bracket) is blamed on the line where PyYAML says the construct began."""
+    problem_mark = getattr(error, "problem_mark", None)
+    context_mark = getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    last_line = len(text.rstrip().splitlines())
+    line = problem_mark.line + 1 if problem_mark is not None else None
+    if context_mark is not None and (
+        line is None or line > last_line or "end of stream" in problem
+    ):
+        return context_mark.line + 1, f"{problem} ({context} that starts on this line)"
+    if context and context_mark is not None and context_mark.line + 1 != line:
+        return line, f"{problem} ({context} started on line {context_mark.line + 1})"
+    return line, problem
+
+
+def _duplicate_key(node: yaml.Node, path: YamlPath) -> tuple[YamlPath, int, int] | None:
+    """The first key written twice in one mapping: its path, its line, the first one's line."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key in seen and key != "<<":
+                return (*path, key), line, seen[key]
+            seen[key] = line
+            found = _duplicate_key(value_node, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found = _duplicate_key(item, (*path, index))
+            if found is not None:
+                return found
+    return None
 
 
 def _record_lines(node: yaml.Node, path: YamlPath, lines: dict[YamlPath, int]) -> None:
@@ -406,11 +597,83 @@ def _validate(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
+        problems = error.errors(include_url=False)
+        first = problems[0]
+        if first["type"] == "missing":
+            # A key missing beside an unknown one is most often that key misspelt: show the
+            # unknown key, at its own line.
+            parent = tuple(first["loc"][:-1])
+            first = next(
+                (
+                    p
+                    for p in problems
+                    if p["type"] == "extra_forbidden" and tuple(p["loc"][:-1]) == parent
+                ),
+                first,
+            )
         location = _yaml_location((*prefix, *first["loc"]))
         message = _explain(first)
+        if first["type"] in {"extra_forbidden", "missing"}:
+            message = _explain_keys(model, first, problems)
         line = _nearest_line(location, lines)
         raise ConfigError(file, _dotted(location), message, line) from None
+
+
+def _explain_keys(model: type[BaseModel], first: Any, problems: list[Any]) -> str:
+    """An unknown key is usually a misspelt one: name the key it was meant to be, and the
+    required keys still missing beside it, in one message."""
+    parent = tuple(first["loc"][:-1])
+    siblings = [p for p in problems if tuple(p["loc"][:-1]) == parent]
+    unknown = [str(p["loc"][-1]) for p in siblings if p["type"] == "extra_forbidden"]
+    missing = [str(p["loc"][-1]) for p in siblings if p["type"] == "missing"]
+    known = _known_keys(model, parent) or missing
+    if first["type"] == "missing":
+        return "required key is missing"
+    name = str(first["loc"][-1])
+    message = "unknown key"
+    guess = difflib.get_close_matches(name, known, 1, 0.6)
+    if guess:
+        message += f"; did you mean {guess[0]!r}?"
+    else:
+        message += "; check its spelling against `nhd-bridge schema`"
+    if missing:
+        message += f" (required and missing here: {', '.join(missing)})"
+    if len(unknown) > 1:
+        message += f" (other unknown keys here: {', '.join(k for k in unknown if k != name)})"
+    return message
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys a model accepts at ``loc``, through nested models and dicts of models."""
+    current: Any = model
+    for part in loc:
+        current = _model_in(current)
+        if current is None:
+            return []
+        if get_origin(current) is dict:
+            current = get_args(current)[1]
+            continue
+        info = current.model_fields.get(str(part))
+        if info is None:
+            return []
+        current = info.annotation
+    current = _model_in(current)
+    if current is None or get_origin(current) is dict:
+        return []
+    return list(current.model_fields)
+
+
+def _model_in(annotation: Any) -> Any:
+    """The model (or dict of models) an annotation holds, looking inside ``X | None``."""
+    if get_origin(annotation) is dict:
+        return annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _yaml_location(loc: tuple[Any, ...]) -> YamlPath:

@@ -20,7 +20,8 @@ import os
 import socket
 import threading
 import uuid as uuid_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +35,7 @@ from nhd_bridge.core.adapter import (
     TicketRecord,
     TransientError,
 )
-from nhd_bridge.core.config import AgreementConfig, LoadedConfig
+from nhd_bridge.core.config import AgreementConfig, LoadedConfig, status_map_problems
 from nhd_bridge.core.model import nhd_uuid
 from nhd_bridge.core.planner import (
     Copy,
@@ -60,6 +61,7 @@ from nhd_bridge.core.writer import (
     WorkItem,
     journal_entry,
     release_reused_id,
+    unexpected,
 )
 
 __all__ = ["AgreementBusy", "AgreementRefused", "Progress", "SyncEngine", "WorkItem"]
@@ -168,6 +170,7 @@ class SyncEngine:
         self.store = store
         self.plugins = config.plugins
         self._adapters: dict[str, Adapter] = {}
+        self._sharing_urls: dict[str, str] = {}
         self._installation: str | None = None
         self._clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
@@ -188,17 +191,28 @@ class SyncEngine:
         return self._adapters[instance]
 
     def _adopt(self, instance: str, adapter: Adapter) -> None:
-        adapter.attach(AdapterContext(instance, self._sharing_url(instance), self.store))
+        url = self.config.sharing_url(instance, self._installation_id, adapter.tracker_identity())
+        self._sharing_urls[instance] = url
+        adapter.attach(AdapterContext(instance, url, self.store))
         self._adapters[instance] = adapter
 
     def _sharing_url(self, instance: str) -> str:
+        self.adapter(instance)
+        return self._sharing_urls[instance]
+
+    def _installation_id(self) -> str:
         if self._installation is None:
             self._installation = self.store.installation_id()
-        return self.config.sharing_url(instance, self._installation)
+        return self._installation
 
     def run(self, agreement: str, *, dry_run: bool = False) -> RunSummary:
         summary, _ = self._run(agreement, dry_run=dry_run)
         return summary
+
+    def _record_outcome(self, agreement: str, failure: str | None) -> None:
+        """Keep how the agreement's runs go, for /status, /health and the operator."""
+        with self.store.transaction() as tx:
+            tx.record_run_outcome(agreement, failure)
 
     def plan(self, agreement: str) -> tuple[RunSummary, list[WorkItem]]:
         """What the next run would write; nothing is written anywhere."""
@@ -270,19 +284,33 @@ class SyncEngine:
         planned: list[WorkItem] = []
         self.plugins.run_started(name, summary.run_id)
         try:
-            rules = self._rules(name, agreement)
-            run = _Run(rules, summary, dry_run, _compiled_filter(agreement.share_filter))
-            forced = set() if dry_run else self._recover_pending(rules, summary)
-            for side in (rules.sender, rules.receiver):
-                planned += self._pass(run, side, forced)
-                forced = set()
+            planned = self._passes(name, agreement, summary, dry_run)
+        except Exception as error:
             if not dry_run:
-                summary.still_parked = len(self.store.read().parked(name))
+                self._record_outcome(name, f"{type(error).__name__}: {error}")
+            raise
+        else:
+            if not dry_run:
+                self._record_outcome(name, summary.failure)
         finally:
             if not dry_run:
                 self.store.release_lease(name, self.holder)
             self.plugins.run_finished(summary)
         return summary, planned
+
+    def _passes(
+        self, name: str, agreement: AgreementConfig, summary: RunSummary, dry_run: bool
+    ) -> list[WorkItem]:
+        planned: list[WorkItem] = []
+        rules = self._rules(name, agreement)
+        run = _Run(rules, summary, dry_run, _compiled_filter(agreement.share_filter))
+        forced = set() if dry_run else self._recover_pending(rules, summary)
+        for side in (rules.sender, rules.receiver):
+            planned += self._pass(run, side, forced)
+            forced = set()
+        if not dry_run:
+            summary.still_parked = len(self.store.read().parked(name))
+        return planned
 
     def _effective_agreement(self, name: str) -> AgreementConfig:
         """The YAML agreement, with the terms a side negotiated on the wire taking precedence."""
@@ -463,6 +491,7 @@ class SyncEngine:
                 f"is kept and the next run reads on from there"
             )
             summary.errors.append(message)
+            summary.failure = summary.failure or message
             if not run.dry_run:
                 self._journal_failure(run.name, summary, side.instance, None, None, "read", message)
             return False
@@ -515,6 +544,7 @@ class SyncEngine:
                 "remaining tickets wait for the next run"
             )
             run.summary.errors.append(run.broken)
+            run.summary.failure = run.summary.failure or run.broken
 
     def _consider(self, run: _Run, work: _Pass, record: TicketRecord, facts: _PageFacts) -> None:
         """Whether this agreement carries (or should start carrying) a changed ticket."""
@@ -548,7 +578,8 @@ class SyncEngine:
             return
         if row is not None:
             run.summary.retried += 1
-        self._prepare(run, work, record, shared_uuid, facts, retry=row is not None)
+        with self._parked_on_surprise(run, shared_uuid, side.instance, record.local_id):
+            self._prepare(run, work, record, shared_uuid, facts, retry=row is not None)
 
     def _mint(self, side: Side, record: TicketRecord, read: StateTx) -> str:
         """The uuid of a ticket born here: derived from the sharing URL and the local id, so that
@@ -560,6 +591,18 @@ class SyncEngine:
         if holder is None or holder.local_id in (None, record.local_id):
             return derived
         return nhd_uuid(side.sharing_url, "tickets", f"{record.local_id}/{uuid_module.uuid4()}")
+
+    @contextmanager
+    def _parked_on_surprise(
+        self, run: _Run, shared_uuid: str, instance: str, local_id: str
+    ) -> Iterator[None]:
+        """Anything a ticket's content makes fail (a bug of ours or an adapter's included) parks
+        that ticket with the error in the journal; the rest of the agreement flows on."""
+        try:
+            yield
+        except Exception as error:
+            log.exception("planning %s:%s failed", instance, local_id)
+            self._park(run.rules, run.summary, shared_uuid, instance, local_id, unexpected(error))
 
     def _reused_id(self, run: _Run, side: Side, link: LinkRow, record: TicketRecord) -> None:
         """The id the store links to one shared ticket now holds a ticket with another
@@ -596,7 +639,8 @@ class SyncEngine:
             return
         if parked is not None:
             run.summary.retried += 1
-        self._prepare(run, work, record, shared_uuid, retry=True)
+        with self._parked_on_surprise(run, shared_uuid, side.instance, local_id):
+            self._prepare(run, work, record, shared_uuid, retry=True)
 
     def _prepare(
         self,
@@ -635,6 +679,7 @@ class SyncEngine:
         missing_links = [(u, side.instance, lid) for u, lid in missing]
         if other_link is not None and other_link.state == "orphaned":
             return  # the other copy was deleted; the journal said so when it was found
+        other_record: TicketRecord | None = None
         if other_link is not None and other_link.local_id is not None:
             try:
                 other_record = self.adapter(other_side.instance).get(other_link.local_id)
@@ -645,6 +690,21 @@ class SyncEngine:
             if other_record is None:
                 self._orphan(summary, shared_uuid, other_side.instance, other_link.local_id)
                 return
+        elif other_link is not None:
+            # A create on the other side is still pending (its recovery lookup failed): creating
+            # now could make a second copy. Wait until recovery has found it or ruled it out.
+            summary.skipped["waiting for crash recovery"] += 1
+            return
+        elif side.role == "receiver":
+            return  # the sender's copy is gone; the sender pass handles it
+        else:
+            try:
+                other_record = self._existing_copy(run, side, shared_uuid, record)
+            except AdapterError as error:
+                self._park(rules, summary, shared_uuid, side.instance, record.local_id, error)
+                self._note_outcome(run, error)
+                return
+        if other_record is not None:
             other_uuids, other_missing, other_duplicates = comment_uuids(
                 other_record, other_side, links.get(other_side.instance, {})
             )
@@ -658,13 +718,6 @@ class SyncEngine:
                 other_uuids,
             )
             missing_links += [(u, other_side.instance, lid) for u, lid in other_missing]
-        elif other_link is not None:
-            # A create on the other side is still pending (its recovery lookup failed): creating
-            # now could make a second copy. Wait until recovery has found it or ruled it out.
-            summary.skipped["waiting for crash recovery"] += 1
-            return
-        elif side.role == "receiver":
-            return  # the sender's copy is gone; the sender pass handles it
         if side.role == "sender":
             plan = plan_ticket(rules, shared_uuid, copy, counterpart)
             sender_local = record.local_id
@@ -682,6 +735,39 @@ class SyncEngine:
                 new_comment_links=missing_links,
             )
         )
+
+    def _existing_copy(
+        self, run: _Run, side: Side, shared_uuid: str, record: TicketRecord
+    ) -> TicketRecord | None:
+        """Before a ticket is shared, the receiver is asked for a copy already carrying its uuid:
+        one made before the state store was lost or replaced, or by another installation. It is
+        adopted — linked, and planned as a counterpart so that its comments are matched by
+        their breadcrumbs — instead of created a second time."""
+        receiver = run.rules.other(side).instance
+        found = self.adapter(receiver).find_by_shared_uuid(shared_uuid)
+        if found is None or run.dry_run:
+            return found
+        with self.store.transaction() as tx:
+            tx.add_shared_ticket(shared_uuid, side.instance, record.human_id or record.local_id)
+            tx.put_link(shared_uuid, side.instance, record.local_id, "linked")
+            displaced = tx.put_link(shared_uuid, receiver, found.local_id, "linked")
+            release_reused_id(tx, run.summary, receiver, found.local_id, displaced)
+            tx.share(run.name, shared_uuid)
+            tx.record(
+                journal_entry(
+                    run.summary,
+                    action="adopt",
+                    outcome="info",
+                    source=side.instance,
+                    target=receiver,
+                    shared_uuid=shared_uuid,
+                    local_id=found.local_id,
+                    reason=f"{receiver} already holds {found.local_id}, a copy of "
+                    f"{record.local_id} carrying its uuid (made before the state store was lost "
+                    "or replaced): adopted and linked instead of created again",
+                )
+            )
+        return found
 
     def _without_duplicates(
         self,
@@ -820,21 +906,22 @@ class SyncEngine:
 
 
 def _check_status_maps(name: str, rules: Rules) -> None:
-    """A status map naming a status the target does not have would fail on every write."""
-    maps = rules.agreement.status_map
-    for way, table, target in (
-        ("outbound", maps.outbound, rules.receiver),
-        ("inbound", maps.inbound, rules.sender),
-    ):
-        known = target.capabilities.statuses
-        if table is None or known is None:
-            continue
-        unknown = sorted({value for value in table.values() if value not in known})
-        if unknown:
-            raise AgreementRefused(
-                f"agreement {name}: status_map.{way} maps to {', '.join(map(repr, unknown))}, "
-                f"which {target.instance} does not have; its statuses: {', '.join(known)}"
-            )
+    """Refuse what ``validate`` refuses (one check serves both): a status map naming a status
+    the target does not have would fail on every write; one naming a status the source does not
+    have would never match."""
+    errors = [
+        problem
+        for problem in status_map_problems(
+            name,
+            rules.agreement,
+            rules.sender.capabilities.statuses,
+            rules.receiver.capabilities.statuses,
+        )
+        if problem.level == "error"
+    ]
+    if errors:
+        where = ".".join(errors[0].path[2:])
+        raise AgreementRefused(f"agreement {name}: {where}: {errors[0].message}")
 
 
 def _dead_local_process(holder: str) -> bool:

@@ -33,6 +33,7 @@ __all__ = [
     "CommentWrite",
     "Copy",
     "Note",
+    "PlannedAction",
     "Rules",
     "Side",
     "TicketPlan",
@@ -184,6 +185,51 @@ class FieldWrite:
     after: Any
 
 
+@dataclass(frozen=True)
+class PlannedAction:
+    """One thing a plan does or reports, in a shape for machines (``nhd-bridge plan --json``).
+
+    ``kind`` is ``create``, ``update``, ``comment``, ``edit`` (a comment's body), or a note's
+    outcome: ``skipped``, ``conflict``, ``info``."""
+
+    kind: str
+    target: str | None
+    source: str | None = None
+    field: str | None = None
+    before: Any = None
+    after: Any = None
+    visibility: Literal["public", "private"] | None = None
+    comment: str | None = None  # the comment's shared uuid
+    action: str | None = None  # what a note is about (status, comment, edit...)
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "target": self.target,
+            "source": self.source,
+            "field": self.field,
+            "from": self.before,
+            "to": self.after,
+            "visibility": self.visibility,
+            "comment": self.comment,
+            "action": self.action,
+            "reason": self.reason,
+        }
+
+    def describe(self) -> str:
+        """One line for people."""
+        if self.kind == "create":
+            return f"create in {self.target}: {self.after!r}"
+        if self.kind == "update":
+            return f"set {self.field} in {self.target}: {self.before!r} → {self.after!r}"
+        if self.kind == "comment":
+            return f"add {self.visibility} comment {self.source} → {self.target}"
+        if self.kind == "edit":
+            return f"edit comment {(self.comment or '')[:12]} {self.source} → {self.target}"
+        return f"{self.kind} {self.action}: {self.reason}"
+
+
 @dataclass
 class TicketPlan:
     """Everything one agreement run will do for one shared ticket."""
@@ -202,6 +248,47 @@ class TicketPlan:
         return (
             (1 if self.create else 0) + len(self.updates()) + len(self.comments) + len(self.edits)
         )
+
+    def actions(self) -> list[PlannedAction]:
+        """Every write and note of the plan, in the order the writer takes them."""
+        actions: list[PlannedAction] = []
+        if self.create is not None:
+            actions.append(PlannedAction("create", self.create_target, after=self.create.subject))
+        for write in self.fields:
+            actions.append(
+                PlannedAction(
+                    "update", write.target, write.source, write.name, write.before, write.after
+                )
+            )
+        for comment in self.comments:
+            actions.append(
+                PlannedAction(
+                    "comment",
+                    comment.target,
+                    comment.source,
+                    visibility="public" if comment.draft.public else "private",
+                    comment=comment.comment_uuid,
+                )
+            )
+        for edit in self.edits:
+            actions.append(
+                PlannedAction("edit", edit.target, edit.source, after=edit.body,
+                              comment=edit.comment_uuid)
+            )
+        for note in self.notes:
+            actions.append(
+                PlannedAction(
+                    note.outcome,
+                    note.target,
+                    note.source,
+                    note.field,
+                    note.before,
+                    note.after,
+                    action=note.action,
+                    reason=note.reason,
+                )
+            )
+        return actions
 
     def write_counts(self) -> dict[str, int]:
         """Writes by kind, as a run's summary counts them."""
@@ -359,6 +446,10 @@ def _plan_fields(rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy) -
                         )
                     )
             continue
+        merges = name == "tags" and "tags" not in rules.agreement.conflicts.fields
+        if merges and s_changed and r_changed:
+            _merge_tags(rules, plan, sender, receiver, states)
+            continue
         winner, loser = _winner(rules, name, sender, receiver, s_changed, r_changed)
         won = states[winner.side.instance][name]
         lost = states[loser.side.instance][name]
@@ -389,6 +480,35 @@ def _plan_fields(rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy) -
         plan.fields.append(
             FieldWrite(loser.side.instance, winner.side.instance, local_name, lost, value)
         )
+
+
+def _merge_tags(
+    rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy, states: dict[str, Any]
+) -> None:
+    """Tags changed on both sides merge as sets: every addition and every removal made on
+    either side since its snapshot is kept, so no side's change is lost to the other's."""
+    merged: set[str] = set()
+    removed: set[str] = set()
+    for copy in (sender, receiver):
+        now = set(states[copy.side.instance]["tags"] or [])
+        before = set((copy.snapshot or {}).get("tags") or [])
+        merged |= now
+        removed |= before - now
+    result = sorted(merged - removed)
+    plan.notes.append(
+        Note(
+            "tags",
+            "info",
+            "both sides changed tags; merged as sets (additions and removals of both kept)",
+            field="tags",
+            after=result,
+        )
+    )
+    for copy in (sender, receiver):
+        current = states[copy.side.instance]["tags"] or []
+        if current != result and _target_holds("tags", copy.side):
+            other = rules.other(copy.side).instance
+            plan.fields.append(FieldWrite(copy.side.instance, other, "tags", current, result))
 
 
 def _winner(

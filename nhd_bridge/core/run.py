@@ -39,6 +39,7 @@ class RunSummary:
     still_parked: int = 0  # parked when the run ended, by this run or an earlier one
     retried: int = 0
     errors: list[str] = field(default_factory=list)
+    failure: str | None = None  # why the agreement's run as a whole failed (not one ticket)
     dry_run: bool = False
 
     @property

@@ -9,6 +9,7 @@ write that fails parks the ticket after recording whatever did reach the target.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,11 +21,13 @@ from nhd_bridge.core.adapter import (
     AttachmentRef,
     AttachmentUpload,
     CommentDraft,
+    PermanentError,
     TicketChanges,
     TicketDraft,
     TicketRecord,
     TransientError,
 )
+from nhd_bridge.core.model import nhd_uuid
 from nhd_bridge.core.planner import (
     CommentEdit,
     CommentWrite,
@@ -39,7 +42,17 @@ from nhd_bridge.core.plugins import Plugins
 from nhd_bridge.core.run import Direction, RunSummary
 from nhd_bridge.core.state import JournalEntry, StateStore, StateTx
 
-__all__ = ["IgnoredWrite", "TicketWriter", "WorkItem", "journal_entry", "release_reused_id"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "IgnoredWrite",
+    "TicketWriter",
+    "UnexpectedFailure",
+    "WorkItem",
+    "journal_entry",
+    "release_reused_id",
+    "unexpected",
+]
 
 
 @dataclass
@@ -90,10 +103,14 @@ class TicketWriter:
                 written_fields[target] = self._update(
                     rules, item, target, changes, local_ids[target], summary, journal
                 )
+            notes: dict[str, list[str]] = {}  # target -> uuids of the bridge's own private notes
             for write in plan.comments:
-                local = self._comment(rules, item, write, local_ids[write.target], summary, journal)
-                if local is not None:
-                    written_comments.append((write.comment_uuid, write.target, local))
+                target_id = local_ids[write.target]
+                written = self._comment(rules, item, write, target_id, summary, journal)
+                written_comments += [(uuid, write.target, local) for uuid, local in written]
+                notes.setdefault(write.target, []).extend(
+                    uuid for uuid, _ in written if uuid != write.comment_uuid
+                )
             for edit in plan.edits:
                 self._edit(item, edit, local_ids[edit.target], summary, journal)
             if created is not None:
@@ -104,7 +121,12 @@ class TicketWriter:
                 target: self._verify(target, local_ids[target], _meant(changes))
                 for target, changes in written_fields.items()
             }
-        except AdapterError as error:
+        except Exception as caught:
+            # Whatever went wrong, what did reach a tracker is recorded and the ticket is parked
+            # with the reason; an error that is not an adapter's own is a surprise worth a trace.
+            error = caught if isinstance(caught, AdapterError) else unexpected(caught)
+            if not isinstance(caught, AdapterError):
+                log.exception("writing ticket %s failed", item.shared_uuid)
             with self.store.transaction() as tx:
                 self._commit_links(tx, item, created, written_comments, summary)
                 tx.record_many(journal)
@@ -119,6 +141,12 @@ class TicketWriter:
             )
             return error
         snapshots = dict(plan.snapshots)
+        for target, uuids in notes.items():
+            if uuids and target in snapshots:
+                # Our own notes are handled on their copy: never copied back as a person's.
+                bodies = {**snapshots[target].get("bodies", {}), **dict.fromkeys(uuids)}
+                snapshots[target] = {**snapshots[target], "comments": sorted(bodies)}
+                snapshots[target]["bodies"] = bodies
         for target, written in written_fields.items():
             side = rules.side(target)
             # Hooks may have changed what was written; the snapshot holds what the target has.
@@ -305,7 +333,9 @@ class TicketWriter:
         local_id: str,
         summary: RunSummary,
         journal: list[JournalEntry],
-    ) -> str | None:
+    ) -> list[tuple[str, str]]:
+        """Copy one comment; returns ``(uuid, local id)`` of what was written: the comment, and
+        the private note on attachments left behind when it went apart from the comment."""
         name = summary.agreement
         source = rules.side(write.source)
         target = rules.other(source)
@@ -326,11 +356,21 @@ class TicketWriter:
             entry.outcome, entry.reason = "skipped", f"kept out by a plugin: {reason}"
             journal.append(entry)
             summary.skipped["comment"] += 1
-            return None
+            return []
         if was_private and draft.public:
             draft.public = False  # a hook may narrow visibility, never widen it
             entry.reason = "a plugin tried to make a private comment public; it stays private"
-        self._attachments(rules, source, target, write, draft)
+        left_out = self._attachments(rules, source, target, write, draft)
+        note: CommentDraft | None = None
+        if left_out and draft.public and target.capabilities.private_comments:
+            # Why a file stayed behind is for agents: a private note beside the public comment.
+            note = CommentDraft(
+                shared_uuid=nhd_uuid(target.sharing_url, "attachment-notes", write.comment_uuid),
+                body="\n".join(left_out),
+                public=False,
+            )
+        elif left_out:
+            draft.body = "\n\n".join([draft.body, *left_out])
         local = self.adapter(target.instance).add_comment(local_id, draft)
         summary.writes["comment"] += 1
         entry.local_id = local_id
@@ -339,7 +379,26 @@ class TicketWriter:
             f"{'public' if draft.public else 'private'} comment from {source.instance}"
         )
         journal.append(entry)
-        return local
+        written = [(write.comment_uuid, local)]
+        if note is not None:
+            note_id = self.adapter(target.instance).add_comment(local_id, note)
+            written.append((note.shared_uuid, note_id))
+            summary.writes["comment"] += 1
+            journal.append(
+                journal_entry(
+                    summary,
+                    action="comment",
+                    outcome="written",
+                    source=source.instance,
+                    target=target.instance,
+                    shared_uuid=item.shared_uuid,
+                    local_id=local_id,
+                    after={"comment": note.shared_uuid, "public": False, "local_id": note_id},
+                    reason=f"private note: attachments of comment {write.comment_uuid[:12]} "
+                    "were not copied",
+                )
+            )
+        return written
 
     def _edit(
         self,
@@ -367,7 +426,9 @@ class TicketWriter:
 
     def _attachments(
         self, rules: Rules, source: Side, target: Side, write: CommentWrite, draft: CommentDraft
-    ) -> None:
+    ) -> list[str]:
+        """Put the attachments the target may take on the draft; returns a line for each one
+        left behind, naming nothing of our own configuration (customers may read it)."""
         policy = rules.agreement.attachments
         left_out: list[str] = []
         for ref in write.original.attachments:
@@ -384,8 +445,7 @@ class TicketWriter:
                     size=ref.size,
                 )
             )
-        if left_out:
-            draft.body = "\n\n".join([draft.body, *left_out])
+        return left_out
 
     def _commit_links(
         self,
@@ -417,6 +477,14 @@ class TicketWriter:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+class UnexpectedFailure(PermanentError):
+    """An error no adapter meant to raise: a bug, or content nothing expected."""
+
+
+def unexpected(error: Exception) -> UnexpectedFailure:
+    return UnexpectedFailure(f"unexpected {type(error).__name__}: {error}")
 
 
 class IgnoredWrite(TransientError):

@@ -21,6 +21,7 @@ other values (its own custom field names, people it knows, an id format for a mi
 from __future__ import annotations
 
 import io
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -31,6 +32,7 @@ from pydantic import BaseModel, SecretStr
 
 from nhd_bridge.core.adapter import (
     Adapter,
+    AdapterError,
     AttachmentUpload,
     ChangePage,
     CheckResult,
@@ -73,6 +75,8 @@ class AdapterContract:
     #: Tickets that may come back when resuming from the last cursor with nothing changed (the
     #: boundary); ``None`` for adapters whose lookback window re-reads every recent change.
     max_boundary_rereads: ClassVar[int | None] = 1
+    #: A string that is not a cursor of this tracker; ``changed_since`` must refuse it.
+    unknown_cursor: ClassVar[str] = "not-a-cursor-of-this-tracker"
     #: Breadcrumbs are random by default, so runs against a shared sandbox cannot meet; replayed
     #: cassettes need the same ones every run: ``True`` numbers them 1, 2, 3... in each test.
     deterministic_uuids: ClassVar[bool] = False
@@ -342,6 +346,46 @@ class AdapterContract:
                 "fixture to test pagination"
             )
 
+    def test_resuming_from_a_page_cursor_reads_every_later_ticket(self, adapter: Adapter) -> None:
+        count = self.pagination_ticket_count
+        created = {adapter.create(self._draft(f"Paged resume {n}")).local_id for n in range(count)}
+        first = next(iter(adapter.changed_since(None)), None)
+        assert first is not None and first.cursor is not None, "a first page with a cursor"
+        if created <= {ticket.local_id for ticket in first.tickets}:
+            pytest.skip(
+                f"all {count} tickets came in one page: set a smaller page size in the fixture"
+            )
+        # A run that stops after this page (a fault on the next one, a SIGTERM) keeps this
+        # cursor; a cursor of "now" would skip the pages it never read, for good.
+        later = set(_ids(_read_all(adapter, first.cursor)))
+        unread = created - {ticket.local_id for ticket in first.tickets}
+        assert unread <= later, (
+            f"tickets {sorted(unread - later)} were on later pages, yet resuming from the first "
+            "page's cursor skips them: a page's cursor must say how far that page got"
+        )
+
+    def test_an_update_moves_updated_at_forward(self, adapter: Adapter) -> None:
+        created = adapter.create(self._draft("Updated at"))
+        before = _get(adapter, created.local_id).updated_at
+        adapter.update(created.local_id, TicketChanges(subject="Contract: Updated at, changed"))
+        after = _get(adapter, created.local_id).updated_at
+        if after == before:
+            # A tracker counting whole seconds: the update may share the create's second.
+            time.sleep(1.05)
+            adapter.update(created.local_id, TicketChanges(subject="Contract: Changed again"))
+            after = _get(adapter, created.local_id).updated_at
+        assert after > before, (
+            "updated_at did not move on update: the newest-wins conflict policy and every "
+            "time-based cursor depend on it"
+        )
+
+    def test_an_unknown_cursor_is_refused(self, adapter: Adapter) -> None:
+        adapter.create(self._draft("Unknown cursor"))
+        with pytest.raises(AdapterError):
+            # Reading from the start instead would re-send everything; reading nothing would
+            # lose everything: a cursor the tracker did not make is an error.
+            _read_all(adapter, self.unknown_cursor)
+
     def test_changes_come_oldest_first(self, adapter: Adapter) -> None:
         first = adapter.create(self._draft("Oldest"))
         adapter.create(self._draft("Middle"))
@@ -364,6 +408,19 @@ class AdapterContract:
         reported |= {_get(adapter, record.local_id).status for record in created}
         undeclared = reported - set(declared)
         assert not undeclared, f"statuses {sorted(undeclared)} are not in capabilities.statuses"
+
+    def test_a_status_outside_capabilities_is_refused(self, adapter: Adapter) -> None:
+        declared = adapter.capabilities.statuses
+        if declared is None:
+            pytest.skip("capabilities.statuses is not set: the tracker's statuses are open-ended")
+        unknown = "contract-no-such-status"
+        assert unknown not in declared
+        with pytest.raises(AdapterError):
+            adapter.create(self._draft("Unknown status on create", status=unknown))
+        created = adapter.create(self._draft("Unknown status on update"))
+        with pytest.raises(AdapterError):
+            adapter.update(created.local_id, TicketChanges(status=unknown))
+        assert _get(adapter, created.local_id).status in declared
 
     def test_repr_hides_secrets(self, adapter: Adapter) -> None:
         secrets = [secret for secret in _secret_values(adapter.config) if secret]

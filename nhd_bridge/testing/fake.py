@@ -582,6 +582,9 @@ class FakeAdapter(Adapter):
         self.tracker.edit_comment(local_id, comment_local_id, body)
         self.tracker._after("edit_comment", **arguments)
 
+    def tracker_identity(self) -> str:
+        return f"fake/{self.tracker.name}"
+
     def find_by_shared_uuid(self, shared_uuid: str) -> TicketRecord | None:
         self.tracker._before("find_by_shared_uuid", shared_uuid=shared_uuid)
         with self.tracker._lock:

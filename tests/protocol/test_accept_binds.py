@@ -3,13 +3,16 @@ the state store, a running engine (as in `serve`) uses it at once, and a YAML pi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from test_nhd_adapter import AGENT, OUR_URL, THEIR_URL, PartnerDesk, Us, clean
 
+from nhd_bridge.cli import main
 from nhd_bridge.core.model import Ticket
 from nhd_bridge.core.plugins import Plugins
 from nhd_bridge.core.protocol.invites import new_invite
@@ -73,6 +76,10 @@ def test_accept_binds_and_a_running_engine_uses_it_without_a_reload(
     assert f"{uuid}  accepted" in us.cli("list").output
     assert "instance partner (bound)" in us.cli("list").output
     assert "instance: partner (bound)" in us.cli("show", uuid).output
+    shown = CliRunner().invoke(main, ["-c", str(us.path), "validate", "--show"])
+    assert shown.exit_code == 0, shown.output
+    partner = json.loads(shown.stdout)["instances"]["partner"]
+    assert partner["agreement"] == uuid and "state store" in partner["agreement_from"]
     _partner_shares(us, uuid)
     assert clean(us.sync()).writes["create"] == 1  # same engine: no reload, no YAML edit
     [mine] = us.desk.list_tickets()

@@ -856,9 +856,9 @@ def test_sender_may_withdraw_a_pending_invite(receiver: Receiver) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_schema_is_at_version_3(receiver: Receiver) -> None:
+def test_schema_is_at_version_4(receiver: Receiver) -> None:
     with receiver.state.engine.connect() as connection:
-        assert current_version(connection) == LATEST_VERSION == 3
+        assert current_version(connection) == LATEST_VERSION == 4
 
 
 # --- helpers ------------------------------------------------------------------------------------

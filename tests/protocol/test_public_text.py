@@ -14,7 +14,8 @@ def test_attachment_note_names_no_internal_instance(make_bridge) -> None:
     a.add_comment(ticket, "see attached", attachments={"report.pdf": b"%PDF"})
     bridge.run()
     [copy] = FakeTracker.named("zendesk-out").tickets()
-    [comment] = copy.comments
-    assert comment.public
-    assert "'report.pdf' was not copied" in comment.body
-    assert "zendesk-out" not in comment.body and " A " not in comment.body
+    [comment, note] = copy.comments
+    assert comment.public and "was not copied" not in comment.body
+    # The note is private where the target can hold one, and names nothing of ours anyway.
+    assert not note.public and "'report.pdf' was not copied" in note.body
+    assert "zendesk-out" not in note.body and " A " not in note.body

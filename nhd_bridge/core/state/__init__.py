@@ -1,6 +1,8 @@
 """The state store (SQLAlchemy Core): SQLite by default, PostgreSQL when workers share the work."""
 
+from nhd_bridge.core.state.opening import StateStoreError, check_store
 from nhd_bridge.core.state.store import (
+    AgreementHealth,
     AgreementRow,
     JournalEntry,
     LinkRow,
@@ -12,12 +14,15 @@ from nhd_bridge.core.state.store import (
 )
 
 __all__ = [
+    "AgreementHealth",
     "AgreementRow",
     "JournalEntry",
     "LinkRow",
     "ParkedRow",
     "StateStore",
+    "StateStoreError",
     "StateTx",
+    "check_store",
     "stored_utc",
     "utcnow",
 ]

@@ -288,11 +288,29 @@ def _create_v3(connection: Connection) -> None:
     metadata.create_all(connection, tables=[wire_bindings])
 
 
+# The last outcome of each agreement's runs: how an operator (``/status``, ``/health``, ``log``)
+# learns that an agreement has been failing, and since when.
+agreement_health = Table(
+    "nhd_agreement_health",
+    metadata,
+    Column("agreement", NAME, primary_key=True),
+    Column("last_run_at", DateTime(timezone=True), nullable=False),
+    Column("last_ok_at", DateTime(timezone=True)),
+    Column("failing_since", DateTime(timezone=True)),
+    Column("last_error", Text),
+)
+
+
+def _create_v4(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[agreement_health])
+
+
 # Append-only: (version, step). A released step is never edited; a change is a new step.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _create_v1),
     (2, _create_v2),
     (3, _create_v3),
+    (4, _create_v4),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

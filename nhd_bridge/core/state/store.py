@@ -24,7 +24,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from nhd_bridge.core.state import schema
+from nhd_bridge.core.state.opening import opening_errors
 from nhd_bridge.core.state.schema import (
+    agreement_health,
     agreement_tickets,
     agreements,
     comment_links,
@@ -38,6 +40,7 @@ from nhd_bridge.core.state.schema import (
 )
 
 __all__ = [
+    "AgreementHealth",
     "AgreementRow",
     "JournalEntry",
     "LinkRow",
@@ -63,6 +66,17 @@ class LinkRow:
     instance: str
     local_id: str | None
     state: str
+
+
+@dataclass(frozen=True)
+class AgreementHealth:
+    """How an agreement's runs have been going: ``failing_since`` is set while they fail."""
+
+    agreement: str
+    last_run_at: datetime
+    last_ok_at: datetime | None
+    failing_since: datetime | None
+    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -115,8 +129,10 @@ class StateStore:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine: Engine = _make_engine(url)
-        schema.migrate(self.engine)
+        # Any problem with the URL, the file or the server is one StateStoreError line.
+        with opening_errors(url):
+            self.engine: Engine = _make_engine(url)
+            schema.migrate(self.engine)
 
     def __repr__(self) -> str:
         return f"<StateStore {self.engine.url.render_as_string(hide_password=True)}>"
@@ -683,6 +699,34 @@ class StateTx:
             for row in reversed(rows)
         ]
 
+    # --- how each agreement's runs went ---------------------------------------------------------
+
+    def record_run_outcome(self, agreement: str, error: str | None) -> None:
+        """The outcome of one run: ``error`` is why it failed, ``None`` if it did not."""
+        now = utcnow()
+        found = self.health(agreement)
+        if error is None:
+            values = {
+                "last_run_at": now,
+                "last_ok_at": now,
+                "failing_since": None,
+                "last_error": None,
+            }
+        else:
+            since = found.failing_since if found and found.failing_since else now
+            values = {"last_run_at": now, "failing_since": since, "last_error": error[:4000]}
+        self._upsert(agreement_health, {"agreement": agreement}, values)
+
+    def health(self, agreement: str) -> AgreementHealth | None:
+        row = self._execute(
+            select(agreement_health).where(agreement_health.c.agreement == agreement)
+        ).first()
+        return _health(row) if row else None
+
+    def all_health(self) -> list[AgreementHealth]:
+        rows = self._execute(select(agreement_health).order_by(agreement_health.c.agreement))
+        return [_health(row) for row in rows]
+
     # --- parked tickets -------------------------------------------------------------------------
 
     def park(
@@ -804,6 +848,16 @@ def _link(row: Any) -> LinkRow | None:
     if row is None:
         return None
     return LinkRow(row.shared_uuid, row.instance, row.local_id, row.state)
+
+
+def _health(row: Any) -> AgreementHealth:
+    return AgreementHealth(
+        agreement=row.agreement,
+        last_run_at=stored_utc(row.last_run_at),
+        last_ok_at=stored_utc(row.last_ok_at),
+        failing_since=stored_utc(row.failing_since),
+        last_error=row.last_error,
+    )
 
 
 def _parked(row: Any) -> ParkedRow:
