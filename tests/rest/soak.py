@@ -218,11 +218,17 @@ def check_converged(
         meant = expected.desk_status.get(ticket_id, expected.born)
         if meant.startswith(_INBOUND_MARK):
             remote_status = meant[len(_INBOUND_MARK) :]
-            assert remote.status(issue_of[record.subject]) == remote_status
-            assert full.status == inbound(remote_status), (ticket_id, full.status, meant)
+            held = remote.status(issue_of[record.subject])
+            assert (held, full.status) == (remote_status, inbound(remote_status)), (
+                f"desk ticket {ticket_id}: the tracker's person set {remote_status!r}; "
+                f"the tracker holds {held!r}, the desk {full.status!r}"
+            )
         else:
-            assert full.status == meant, (ticket_id, full.status, meant)
-            assert remote.status(issue_of[record.subject]) == outbound(meant)
+            held = remote.status(issue_of[record.subject])
+            assert (full.status, held) == (meant, outbound(meant)), (
+                f"desk ticket {ticket_id}: the desk set {meant!r}; "
+                f"the desk holds {full.status!r}, the tracker {held!r}"
+            )
 
 
 def _same_comments(held: list[tuple[str, bool]], wanted: dict[str, bool], where: str) -> None:
