@@ -8,6 +8,7 @@ write that fails parks the ticket after recording whatever did reach the target.
 
 from __future__ import annotations
 
+import copy as copy_module
 import fnmatch
 import logging
 from collections.abc import Callable
@@ -93,12 +94,12 @@ class TicketWriter:
         if item.counterpart is not None:
             local_ids[item.counterpart.side.instance] = item.counterpart.record.local_id
         written_comments: list[tuple[str, str, str]] = []
+        written_fields: dict[str, TicketChanges] = {}
         created: TicketRecord | None = None
         try:
             if plan.create is not None:
                 created, written_draft = self._create(rules, item, summary, journal)
                 local_ids[rules.receiver.instance] = created.local_id
-            written_fields: dict[str, TicketChanges] = {}
             for target, changes in plan.updates().items():
                 written_fields[target] = self._update(
                     rules, item, target, changes, local_ids[target], summary, journal
@@ -129,6 +130,11 @@ class TicketWriter:
                 log.exception("writing ticket %s failed", item.shared_uuid)
             with self.store.transaction() as tx:
                 self._commit_links(tx, item, created, written_comments, summary)
+                # What did land is the baseline now: a retry must not take our own writes for
+                # changes, nor a person's change made meanwhile for ours to overwrite.
+                partial = _partial_snapshots(rules, item, written_fields, written_comments)
+                for instance, snapshot in partial.items():
+                    tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
                 tx.record_many(_recovered_comments(item, summary) + journal)
             failing = item.origin
             self._park(
@@ -260,6 +266,11 @@ class TicketWriter:
             tx.put_link(item.shared_uuid, rules.sender.instance, item.sender_local_id, "linked")
             tx.put_link(item.shared_uuid, rules.receiver.instance, None, "pending")
             tx.share(name, item.shared_uuid)
+            # Baselines before the create, so that a copy found later by its breadcrumb (the
+            # answer was lost, the run died) is compared with what we created, and a person's
+            # change to it since is carried back instead of overwritten.
+            for instance, snapshot in _before_create(rules, item, draft).items():
+                tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
         created = self.adapter(rules.receiver.instance).create(draft)
         summary.writes["create"] += 1
         journal.append(
@@ -545,6 +556,62 @@ def _ignored_writes(
                 )
             )
     return IgnoredWrite("; ".join(failures)) if failures else None
+
+
+def _before_create(rules: Rules, item: WorkItem, draft: TicketDraft) -> dict[str, dict[str, Any]]:
+    """The snapshots a create starts from: the sender's fields as shared and the draft's on the
+    receiver, no comment handled yet on either. Nothing when the draft sets no status (what the
+    receiver will hold is then unknown)."""
+    if draft.status is None:
+        return {}
+    meant = TicketRecord(
+        local_id="",
+        subject=draft.subject,
+        status=draft.status,
+        updated_at=item.origin.record.updated_at,
+        tags=list(draft.tags or []),
+        custom_fields=dict(draft.custom_fields or {}),
+    )
+    empty: dict[str, Any] = {"comments": [], "bodies": {}}
+    return {
+        rules.sender.instance: {**rules.state(item.origin.record, rules.sender), **empty},
+        rules.receiver.instance: {**rules.state(meant, rules.receiver), **empty},
+    }
+
+
+def _partial_snapshots(
+    rules: Rules,
+    item: WorkItem,
+    written_fields: dict[str, TicketChanges],
+    written_comments: list[tuple[str, str, str]],
+) -> dict[str, dict[str, Any]]:
+    """After a write failed part way: each copy's snapshot moved on by exactly what landed. The
+    field written takes its written value on the target and its current value on the source; a
+    comment written is handled on both. Copies without a snapshot keep none."""
+    copies = {
+        copy.side.instance: copy
+        for copy in (item.origin, item.counterpart)
+        if copy is not None and copy.snapshot is not None
+    }
+    snapshots = {instance: copy_module.deepcopy(c.snapshot) for instance, c in copies.items()}
+    for target, changes in written_fields.items():
+        if target in snapshots:
+            record_written(rules, snapshots[target], rules.side(target), changes)
+        for write in item.plan.fields:
+            source = copies.get(write.source)
+            if write.target == target and source is not None and write.name in _PLAIN_FIELDS:
+                current = rules.state(source.record, source.side)
+                snapshots[write.source][write.name] = current[write.name]
+    for comment_uuid, target, _ in written_comments:
+        for instance, snapshot in snapshots.items():
+            digest = None if instance == target else copies[instance].bodies().get(comment_uuid)
+            bodies = {**snapshot.get("bodies", {}), comment_uuid: digest}
+            snapshot["bodies"] = bodies
+            snapshot["comments"] = sorted(set(snapshot.get("comments", ())) | {comment_uuid})
+    return snapshots
+
+
+_PLAIN_FIELDS = frozenset({"subject", "status", "tags"})
 
 
 def _recovered_comments(item: WorkItem, summary: RunSummary) -> list[JournalEntry]:
