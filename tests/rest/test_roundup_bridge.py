@@ -175,3 +175,38 @@ def test_a_second_run_right_after_a_share_writes_nothing(setup: Setup) -> None:
     setup.assert_quiet()
     setup.assert_quiet()
     assert len(setup.roundup.issues()) == 3
+
+
+def test_a_lost_state_store_adopts_the_roundup_copy_and_writes_nothing_again(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """Issue 12: the store is deleted (an ephemeral pod) and sync runs again against the same
+    real Roundup: zero new issues, zero new messages, the links rebuilt, the journal says so."""
+    ticket = setup.desk.create_ticket("Disk full", status="open", requester=ALICE)
+    setup.desk.add_comment(ticket.local_id, "Server 3 is at 100%.", public=True, author=ALICE)
+    setup.run()
+    issue_id = setup.only_issue()["id"]
+    setup.roundup.add_message(issue_id, "Cleaned the logs.")
+    setup.run()
+    setup.assert_quiet()
+    messages = len(setup.roundup.issue(issue_id)["messages"])
+    desk_comments = len(setup.desk.get(ticket.local_id).comments)  # type: ignore[union-attr]
+
+    setup.bridge.engine.close()
+    setup.bridge.store.close()
+    for file in tmp_path.glob("state.db*"):
+        file.unlink()
+    setup.bridge.restart()
+    summary = setup.run()
+
+    assert (summary.total_writes, summary.parked, summary.errors) == (0, 0, []), summary
+    assert len(setup.roundup.issues()) == 1
+    assert len(setup.roundup.issue(issue_id)["messages"]) == messages
+    assert len(setup.desk.get(ticket.local_id).comments) == desk_comments  # type: ignore[union-attr]
+    assert [e.action for e in setup.bridge.journal() if e.action == "adopt"] == ["adopt"]
+    link = setup.bridge.store.read().link_for_local("roundup", issue_id)
+    assert link is not None and link.state == "linked"
+    setup.desk.add_comment(ticket.local_id, "Thanks!", public=True, author=ALICE)
+    setup.run()
+    assert sum("Thanks!" in text for text in setup.roundup.issue(issue_id)["messages"]) == 1
+    setup.assert_quiet()
