@@ -140,3 +140,57 @@ def test_local_and_jira_share_comments_both_ways_and_status_through_two_transiti
 def _jira_key(bridge) -> str:
     [created] = [entry for entry in bridge.journal() if entry.action == "create"]
     return created.local_id
+
+
+@pytest.mark.parametrize("deployment", ["cloud", "datacenter"])
+def test_a_lost_state_store_adopts_the_jira_issue_and_writes_nothing_again(
+    deployment: str, make_bridge, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Issue 12: the state store is deleted (an ephemeral pod) and sync runs again: the Jira
+    issue is found by its breadcrumb and adopted; no second issue, no comment written again."""
+    database = tmp_path / "helpdesk.db"
+    with jira_session(deployment, request.node.name) as session:
+        jira_user = "5f1a9c0e8b2d4a0069d1e002" if deployment == "cloud" else "ada"
+        bridge = make_bridge(
+            {
+                "desk-jira": {
+                    "sender": "helpdesk",
+                    "receiver": "jira",
+                    "allows_public_comments": True,
+                    "status_map": STATUS_MAP,
+                }
+            },
+            instances={
+                "helpdesk": {
+                    "kind": "local",
+                    "path": str(database),
+                    "sharing_url": "nhd-bridge://helpdesk",
+                },
+                "jira": {
+                    "kind": "jira",
+                    **session.options(fields={}, users=[{"nhd": ALICE.uuid, "jira": jira_user}]),
+                },
+            },
+        )
+        with LocalTracker(LocalConfig(path=database)) as desk:
+            ticket = desk.create_ticket("VPN drops every hour", status="open", requester=ALICE)
+            desk.add_comment(ticket.local_id, "It drops at :00 sharp.", author=ALICE)
+            bridge.run()
+            key = _jira_key(bridge)
+            session.in_jira(lambda site: _carol_comments(site, key))
+            bridge.run()
+            assert [s.total_writes for s in bridge.run()] == [0]
+            comments_on_desk = len(desk.get(ticket.local_id).comments)  # type: ignore[union-attr]
+
+            bridge.engine.close()
+            bridge.store.close()
+            for file in tmp_path.glob("state.db*"):
+                file.unlink()
+            bridge.restart()
+            [summary] = bridge.run()
+
+            assert (summary.total_writes, summary.parked, summary.errors) == (0, 0, []), summary
+            assert [e.local_id for e in bridge.journal() if e.action == "adopt"] == [key]
+            issue = bridge.engine.adapter("jira").get(key)
+            assert issue is not None and len(issue.comments) == 3
+            assert len(desk.get(ticket.local_id).comments) == comments_on_desk  # type: ignore[union-attr]
