@@ -86,22 +86,28 @@ def assert_every_ticket_once(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_agreements_on_one_hub_in_two_threads(tmp_path: Path, state_url: str):
     path = write_config(tmp_path, state_url)
+    StateStore(state_url).close()  # created and migrated first: this test is about the runs
     hub = LocalTracker(LocalConfig(path=tmp_path / "hub.db"))
     failures: list[str] = []
 
     def run(name: str, barrier: threading.Barrier) -> None:
-        config = load_config(path, plugins=Plugins(), environ={})
-        store = StateStore(config.state_url)
-        engine = SyncEngine(config, store, holder=f"thread-{name}")
+        store: StateStore | None = None
+        engine: SyncEngine | None = None
         try:
-            barrier.wait()
+            config = load_config(path, plugins=Plugins(), environ={})
+            store = StateStore(config.state_url)
+            engine = SyncEngine(config, store, holder=f"thread-{name}")
+            barrier.wait(timeout=60)
             summary = engine.run(name)
             failures.extend(f"{name}: {error}" for error in summary.errors)
         except Exception as error:  # the bug: an IntegrityError escaping mid-pass
+            barrier.abort()  # the other thread must not wait for this one forever
             failures.append(f"{name}: {type(error).__name__}: {error}")
         finally:
-            engine.close()
-            store.close()
+            if engine is not None:
+                engine.close()
+            if store is not None:
+                store.close()
 
     try:
         for round_number in range(ROUNDS):
@@ -111,7 +117,8 @@ def test_two_agreements_on_one_hub_in_two_threads(tmp_path: Path, state_url: str
             for thread in threads:
                 thread.start()
             for thread in threads:
-                thread.join()
+                thread.join(timeout=300)
+            assert not any(thread.is_alive() for thread in threads), "a run never finished"
             assert failures == [], failures
     finally:
         hub.close()
@@ -121,6 +128,7 @@ def test_two_agreements_on_one_hub_in_two_threads(tmp_path: Path, state_url: str
 @pytest.mark.slow
 def test_two_agreements_on_one_hub_in_two_processes(tmp_path: Path, state_url: str):
     path = write_config(tmp_path, state_url)
+    StateStore(state_url).close()
     hub = LocalTracker(LocalConfig(path=tmp_path / "hub.db"))
     environment = {**os.environ, "NHD_BRIDGE_CONFIG": str(path)}
     try:
