@@ -337,16 +337,17 @@ def migrate(engine: Engine) -> int:
             lock.commit()
 
 
-def _migrate_retrying(engine: Engine, attempts: int = 5) -> int:
+def _migrate_retrying(engine: Engine, attempts: int = 30) -> int:
     """SQLite: a step and its version row commit together, so a worker that lost the race to
-    create a table finds, on its next attempt, the step done and recorded."""
+    create a table finds, on its next attempt, the step done and recorded. Several workers on a
+    loaded machine can lose more than a few times in a row: up to ~10 s in all."""
     for attempt in range(attempts):
         try:
             return _migrate(engine)
         except DBAPIError:
             if attempt == attempts - 1:
                 raise
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(min(0.05 * (attempt + 1), 0.5))
     raise AssertionError("unreachable")
 
 
