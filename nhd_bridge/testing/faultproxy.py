@@ -445,8 +445,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind in ("rate_limit", "server_error_before"):
             assert fault.status is not None
             extra = {"Retry-After": str(fault.retry_after)} if fault.kind == "rate_limit" else {}
-            self._answer_fault(fault.status, fault.kind, extra)
+            # Recorded before answering: a client that has its answer finds it in the history.
             proxy._record(ProxyEvent(method, self.path, kind, False, fault.status))
+            self._answer_fault(fault.status, fault.kind, extra)
             return
         if fault is not None and fault.kind == "delay":
             assert fault.delay_seconds is not None
@@ -456,8 +457,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             status, reason, headers, answer = self._forward(method, body)
         except (OSError, http.client.HTTPException) as error:
             gateway = 504 if isinstance(error, TimeoutError) else 502
-            self._answer_fault(gateway, f"upstream unreachable ({type(error).__name__})", {})
             proxy._record(ProxyEvent(method, self.path, kind, False, gateway), upstream_error=True)
+            self._answer_fault(gateway, f"upstream unreachable ({type(error).__name__})", {})
             return
 
         if fault is not None and fault.kind == "lost_answer":
@@ -466,11 +467,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "gateway_after":
             assert fault.status is not None
-            self._answer_fault(fault.status, fault.kind, {})
             proxy._record(ProxyEvent(method, self.path, kind, True, fault.status))
+            self._answer_fault(fault.status, fault.kind, {})
             return
-        self._relay(status, reason, headers, answer)
         proxy._record(ProxyEvent(method, self.path, kind, True, status))
+        self._relay(status, reason, headers, answer)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
