@@ -347,3 +347,24 @@ def test_a_status_a_person_sets_right_after_our_write_is_not_reverted(make_bridg
 
     assert (a.ticket(ticket).status, b.ticket(copy.local_id).status) == ("solved", "solved")
     assert not [e for e in bridge.journal() if e.action == "verify" and e.outcome == "failed"]
+
+
+def test_a_share_whose_create_crashed_before_it_happened_is_made_by_the_next_run(make_bridge):
+    """Found by the model: the baselines a create records before it happens must not make a
+    ticket with no comment look 'unchanged, nothing to do' once the create never happened."""
+    import pytest
+
+    from nhd_bridge.testing.fake import FaultPlan, SimulatedCrash
+
+    bridge = make_bridge({"ab": full()})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    a.create_ticket("no comment yet")
+    b.plan_faults(FaultPlan(writes={1: "crash_before"}))
+    with pytest.raises(SimulatedCrash):
+        bridge.run()
+    b.clear_faults()
+    bridge.restart()
+
+    bridge.run()
+
+    assert [t.subject for t in b.tickets()] == ["no comment yet"]

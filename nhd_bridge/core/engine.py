@@ -666,7 +666,12 @@ class SyncEngine:
         uuids, missing, duplicates = comment_uuids(record, side, links.get(side.instance, {}))
         record = self._without_duplicates(run, side, shared_uuid, record, duplicates)
         copy = Copy(side, record, snapshot, uuids)
-        if copy.snapshot is not None and not retry:
+        other_side = rules.other(side)
+        other_link = read.link(shared_uuid, other_side.instance)
+        # Unchanged since the snapshot needs nothing only where the other copy exists: a share
+        # whose create never happened (a crash, a refusal) has a snapshot and no copy yet.
+        copied = other_link is not None and other_link.local_id is not None
+        if copy.snapshot is not None and copied and not retry:
             change = _change_kind(rules, copy)
             if change == "none":
                 return  # an echo of our own writes, or a change nothing here carries
@@ -674,8 +679,6 @@ class SyncEngine:
                 # Our own writes read back: their stored text becomes the baseline for edits.
                 work.confirmations.append((shared_uuid, side.instance, _confirmed(copy)))
                 return
-        other_side = rules.other(side)
-        other_link = read.link(shared_uuid, other_side.instance)
         counterpart: Copy | None = None
         missing_links = [(u, side.instance, lid) for u, lid in missing]
         if other_link is not None and other_link.state == "orphaned":

@@ -135,7 +135,7 @@ class TicketWriter:
                 partial = _partial_snapshots(rules, item, written_fields, written_comments)
                 for instance, snapshot in partial.items():
                     tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
-                tx.record_many(_recovered_comments(item, summary) + journal)
+                tx.record_many(_recovered_comments(tx, item, summary) + journal)
             failing = item.origin
             self._park(
                 rules,
@@ -171,7 +171,7 @@ class TicketWriter:
             for instance, snapshot in snapshots.items():
                 tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
             journal += [self._notejournal_entry(summary, item, note) for note in plan.notes]
-            tx.record_many(_recovered_comments(item, summary) + journal)
+            tx.record_many(_recovered_comments(tx, item, summary) + journal)
             tx.unpark(name, item.shared_uuid)
         summary.conflicts += sum(1 for note in plan.notes if note.outcome == "conflict")
         for note in plan.notes:
@@ -614,35 +614,47 @@ def _partial_snapshots(
 _PLAIN_FIELDS = frozenset({"subject", "status", "tags"})
 
 
-def _recovered_comments(item: WorkItem, summary: RunSummary) -> list[JournalEntry]:
-    """Journal lines for comments an interrupted run wrote without linking them (it died, or
-    the answer was lost, before its bookkeeping commit): found again now by their breadcrumb,
-    which names a comment of the other copy."""
+def _recovered_comments(tx: StateTx, item: WorkItem, summary: RunSummary) -> list[JournalEntry]:
+    """Journal lines for comments an interrupted run wrote without recording them (it died, or
+    the answer was lost, before its bookkeeping commit). Such a comment is found when a link is
+    made now for a comment both copies hold: the copy carrying it as a breadcrumb is where the
+    bridge wrote it. A write the journal already has is not journaled again."""
     copies = [copy for copy in (item.origin, item.counterpart) if copy is not None]
-    entries = []
-    for comment_uuid, instance, local_id in item.new_comment_links:
-        copy = next((c for c in copies if c.side.instance == instance), None)
-        other = next((c for c in copies if c.side.instance != instance), None)
-        if copy is None or other is None or comment_uuid not in other.comment_set:
+    if len(copies) < 2 or not item.new_comment_links:
+        return []
+    entries: list[JournalEntry] = []
+    journaled: set[tuple[str | None, str]] | None = None
+    for comment_uuid in dict.fromkeys(uuid for uuid, _, _ in item.new_comment_links):
+        if not all(comment_uuid in copy.comment_set for copy in copies):
             continue
-        comment = next((c for c in copy.record.comments if c.local_id == local_id), None)
-        if comment is None or comment.shared_uuid != comment_uuid:
-            continue
-        entries.append(
-            journal_entry(
-                summary,
-                action="recover",
-                outcome="info",
-                source=other.side.instance,
-                target=instance,
-                shared_uuid=item.shared_uuid,
-                local_id=copy.record.local_id,
-                after={"comment": comment_uuid, "local_id": local_id},
-                reason=f"comment {local_id} on {instance} was written by a run that was "
-                "interrupted before it recorded the write; found by its breadcrumb and linked, "
-                "not written again",
+        for copy in copies:
+            local_id = copy.local_comment_ids()[comment_uuid]
+            comment = next((c for c in copy.record.comments if c.local_id == local_id), None)
+            if comment is None or comment.shared_uuid != comment_uuid:
+                continue
+            if journaled is None:
+                journaled = {
+                    (entry.target, (entry.after or {}).get("comment"))
+                    for entry in tx.journal(shared_uuid=item.shared_uuid, limit=100_000)
+                    if entry.action in ("comment", "recover")
+                }
+            if (copy.side.instance, comment_uuid) in journaled:
+                continue
+            journaled.add((copy.side.instance, comment_uuid))
+            entries.append(
+                journal_entry(
+                    summary,
+                    action="recover",
+                    outcome="info",
+                    target=copy.side.instance,
+                    shared_uuid=item.shared_uuid,
+                    local_id=copy.record.local_id,
+                    after={"comment": comment_uuid, "local_id": local_id},
+                    reason=f"comment {local_id} on {copy.side.instance} was written by a run "
+                    "that was interrupted before it recorded the write; found by its breadcrumb "
+                    "and linked, not written again",
+                )
             )
-        )
     return entries
 
 
