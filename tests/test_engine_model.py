@@ -18,8 +18,9 @@ journal has a line for every ticket and comment the bridge wrote.
 
 ``KNOWN_ENGINE_BUGS`` below switches off what today's engine is known to fail, naming the issue
 point; remove an entry when its fix lands and this test then covers it. Nothing else is skipped.
-Profiles: ``ci`` (default, bounded) and ``deep`` (``make deep-check``), chosen by
-``NHD_MODEL_PROFILE``; ``NHD_MODEL_EXAMPLES`` overrides the count. ``NHD_MODEL_LOST_STORE=1`` adds
+Profiles: ``ci`` (default, bounded, the same examples every run; ``NHD_MODEL_RANDOM=1`` draws new
+ones) and ``deep`` (``make deep-check``, random), chosen by ``NHD_MODEL_PROFILE``;
+``NHD_MODEL_EXAMPLES`` overrides the count. ``NHD_MODEL_LOST_STORE=1`` adds
 a rule that deletes the state store (the lost-store case of issue 12, which may legitimately
 duplicate today). ``NHD_MODEL_ENABLE=write_faults,...`` lifts named gates, and
 ``NHD_MODEL_ALL_FAULTS=1`` lifts them all: the runs that show what is still broken.
@@ -89,6 +90,9 @@ settings.register_profile(
     max_examples=int(os.environ.get("NHD_MODEL_EXAMPLES", "60")),
     stateful_step_count=20,
     deadline=None,
+    # The same examples on every CI run, so that a submission lands on what it did; new
+    # interleavings are explored by `make deep-check` (random), whose findings become tests.
+    derandomize=os.environ.get("NHD_MODEL_RANDOM") != "1",
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )

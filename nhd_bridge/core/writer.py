@@ -129,13 +129,14 @@ class TicketWriter:
             if not isinstance(caught, AdapterError):
                 log.exception("writing ticket %s failed", item.shared_uuid)
             with self.store.transaction() as tx:
+                recovered = _recovered_comments(tx, item, summary)
                 self._commit_links(tx, item, created, written_comments, summary)
                 # What did land is the baseline now: a retry must not take our own writes for
                 # changes, nor a person's change made meanwhile for ours to overwrite.
                 partial = _partial_snapshots(rules, item, written_fields, written_comments)
                 for instance, snapshot in partial.items():
                     tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
-                tx.record_many(_recovered_comments(tx, item, summary) + journal)
+                tx.record_many(recovered + journal)
             failing = item.origin
             self._park(
                 rules,
@@ -167,11 +168,12 @@ class TicketWriter:
             state["bodies"] = dict.fromkeys(written)  # confirmed when read back
             snapshots[rules.receiver.instance] = state
         with self.store.transaction() as tx:
+            recovered = _recovered_comments(tx, item, summary)
             self._commit_links(tx, item, created, written_comments, summary)
             for instance, snapshot in snapshots.items():
                 tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
             journal += [self._notejournal_entry(summary, item, note) for note in plan.notes]
-            tx.record_many(_recovered_comments(tx, item, summary) + journal)
+            tx.record_many(recovered + journal)
             tx.unpark(name, item.shared_uuid)
         summary.conflicts += sum(1 for note in plan.notes if note.outcome == "conflict")
         for note in plan.notes:
@@ -616,46 +618,68 @@ _PLAIN_FIELDS = frozenset({"subject", "status", "tags"})
 
 def _recovered_comments(tx: StateTx, item: WorkItem, summary: RunSummary) -> list[JournalEntry]:
     """Journal lines for comments an interrupted run wrote without recording them (it died, or
-    the answer was lost, before its bookkeeping commit). Such a comment is found when a link is
-    made now for a comment both copies hold: the copy carrying it as a breadcrumb is where the
-    bridge wrote it. A write the journal already has is not journaled again."""
-    copies = [copy for copy in (item.origin, item.counterpart) if copy is not None]
-    if len(copies) < 2 or not item.new_comment_links:
-        return []
+    the answer was lost, before its bookkeeping commit). Such a comment is one being linked now
+    that carries as its breadcrumb the uuid of a comment the bridge knows elsewhere (on the other
+    copy, or linked on another instance of the ticket): that breadcrumb is where the bridge wrote
+    it. A write the journal already has is not journaled again."""
+    copies = {copy.side.instance: copy for copy in (item.origin, item.counterpart) if copy}
     entries: list[JournalEntry] = []
-    journaled: set[tuple[str | None, str]] | None = None
+    known: dict[str, dict[str, str | None]] | None = None
+    journaled: set[tuple[str | None, str]] = set()
     for comment_uuid in dict.fromkeys(uuid for uuid, _, _ in item.new_comment_links):
-        if not all(comment_uuid in copy.comment_set for copy in copies):
-            continue
-        for copy in copies:
-            local_id = copy.local_comment_ids()[comment_uuid]
+        for instance, copy in copies.items():
+            local_id = copy.local_comment_ids().get(comment_uuid)
             comment = next((c for c in copy.record.comments if c.local_id == local_id), None)
             if comment is None or comment.shared_uuid != comment_uuid:
                 continue
-            if journaled is None:
-                journaled = {
-                    (entry.target, (entry.after or {}).get("comment"))
-                    for entry in tx.journal(shared_uuid=item.shared_uuid, limit=100_000)
-                    if entry.action in ("comment", "recover")
-                }
-            if (copy.side.instance, comment_uuid) in journaled:
-                continue
-            journaled.add((copy.side.instance, comment_uuid))
-            entries.append(
-                journal_entry(
-                    summary,
-                    action="recover",
-                    outcome="info",
-                    target=copy.side.instance,
-                    shared_uuid=item.shared_uuid,
-                    local_id=copy.record.local_id,
-                    after={"comment": comment_uuid, "local_id": local_id},
-                    reason=f"comment {local_id} on {copy.side.instance} was written by a run "
-                    "that was interrupted before it recorded the write; found by its breadcrumb "
-                    "and linked, not written again",
-                )
-            )
+            if known is None:
+                known = tx.comment_links(item.shared_uuid)
+            elsewhere = any(
+                comment_uuid in other.comment_set
+                for name, other in copies.items()
+                if name != instance
+            ) or any(comment_uuid in links for name, links in known.items() if name != instance)
+            if not elsewhere:
+                continue  # a partner's own comment arriving with its uuid, not a write of ours
+            entry = _recovered(tx, item, summary, instance, comment_uuid, local_id, journaled)
+            if entry is not None:
+                entries.append(entry)
     return entries
+
+
+def _recovered(
+    tx: StateTx,
+    item: WorkItem,
+    summary: RunSummary,
+    instance: str,
+    comment_uuid: str,
+    local_id: str | None,
+    journaled: set[tuple[str | None, str]],
+) -> JournalEntry | None:
+    """The journal line of one recovered comment write, unless the journal has its write."""
+    if not journaled:
+        journaled.add(("", ""))  # read the ticket's journal once
+        journaled.update(
+            (entry.target, entry.after.get("comment"))
+            for entry in tx.journal(shared_uuid=item.shared_uuid, limit=100_000)
+            if entry.action in ("comment", "recover") and isinstance(entry.after, dict)
+        )
+    if (instance, comment_uuid) in journaled:
+        return None
+    journaled.add((instance, comment_uuid))
+    copy = item.origin if item.origin.side.instance == instance else item.counterpart
+    assert copy is not None
+    return journal_entry(
+        summary,
+        action="recover",
+        outcome="info",
+        target=instance,
+        shared_uuid=item.shared_uuid,
+        local_id=copy.record.local_id,
+        after={"comment": comment_uuid, "local_id": local_id},
+        reason=f"comment {local_id} on {instance} was written by a run that was interrupted "
+        "before it recorded the write; found by its breadcrumb and linked, not written again",
+    )
 
 
 def release_reused_id(
