@@ -596,12 +596,23 @@ def _partial_snapshots(
         if copy is not None and copy.snapshot is not None
     }
     snapshots = {instance: copy_module.deepcopy(c.snapshot) for instance, c in copies.items()}
+    # A field written both ways (tags merged as sets) moves on only once every side took it:
+    # otherwise both baselines stay, and the retry merges again from them.
+    unfinished = {
+        write.name for write in item.plan.fields if write.target not in written_fields
+    }
     for target, changes in written_fields.items():
+        kept = _without_fields(changes, unfinished)
         if target in snapshots:
-            record_written(rules, snapshots[target], rules.side(target), changes)
+            record_written(rules, snapshots[target], rules.side(target), kept)
         for write in item.plan.fields:
             source = copies.get(write.source)
-            if write.target == target and source is not None and write.name in _PLAIN_FIELDS:
+            if (
+                write.target == target
+                and source is not None
+                and write.name in _PLAIN_FIELDS
+                and write.name not in unfinished
+            ):
                 current = rules.state(source.record, source.side)
                 snapshots[write.source][write.name] = current[write.name]
     for comment_uuid, target, _ in written_comments:
@@ -614,6 +625,17 @@ def _partial_snapshots(
 
 
 _PLAIN_FIELDS = frozenset({"subject", "status", "tags"})
+
+
+def _without_fields(changes: TicketChanges, names: set[str]) -> TicketChanges:
+    """The changes, less the named fields (custom fields by their local name)."""
+    custom = {k: v for k, v in (changes.custom_fields or {}).items() if k not in names}
+    return TicketChanges(
+        subject=None if "subject" in names else changes.subject,
+        status=None if "status" in names else changes.status,
+        tags=None if "tags" in names else changes.tags,
+        custom_fields=custom or None,
+    )
 
 
 def _recovered_comments(tx: StateTx, item: WorkItem, summary: RunSummary) -> list[JournalEntry]:
