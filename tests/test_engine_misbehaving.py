@@ -11,6 +11,8 @@ import dataclasses
 import itertools
 from datetime import timedelta
 
+import pytest
+
 from nhd_bridge import Actor, PermanentError, TransientError
 from nhd_bridge.core.adapter import CommentDraft
 from nhd_bridge.testing.fake import FakeTracker
@@ -368,3 +370,25 @@ def test_a_share_whose_create_crashed_before_it_happened_is_made_by_the_next_run
     bridge.run()
 
     assert [t.subject for t in b.tickets()] == ["no comment yet"]
+
+
+@pytest.mark.parametrize("failing", ["A", "B"])
+def test_tags_merged_both_ways_survive_a_write_that_failed_on_one_side(make_bridge, failing):
+    """Found by the model: the merge landed on one side, failed on the other, and the retry let
+    one side's stale tags win instead of merging again."""
+    bridge = make_bridge({"ab": full(sync_tags=True)})
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("VPN drops", tags=["vpn"])
+    bridge.run()
+    [copy] = b.tickets()
+    a.set_tags(ticket, ["vpn", "from-a"])
+    b.set_tags(copy.local_id, ["vpn", "from-b"])
+    FakeTracker.named(failing).fail_next("update", TransientError(f"{failing} is down"))
+
+    bridge.run()
+    later(bridge)
+    bridge.run()
+    bridge.run()
+
+    merged = ["from-a", "from-b", "vpn"]
+    assert (sorted(a.ticket(ticket).tags), sorted(b.ticket(copy.local_id).tags)) == (merged, merged)
