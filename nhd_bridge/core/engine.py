@@ -532,6 +532,13 @@ class SyncEngine:
         work.confirmations = []
         return True
 
+    def _park_in_run(
+        self, run: _Run, shared_uuid: str, instance: str, local_id: str, error: AdapterError
+    ) -> None:
+        """Park a ticket whose read failed, counting the failure for the circuit breaker."""
+        self._park(run.rules, run.summary, shared_uuid, instance, local_id, error)
+        self._note_outcome(run, error)
+
     def _note_outcome(self, run: _Run, error: AdapterError | None) -> None:
         """A circuit breaker: after a few failures in a row that say a tracker is unreachable or
         refusing service, the run stops instead of trying every remaining ticket against it."""
@@ -632,8 +639,7 @@ class SyncEngine:
         try:
             record = self.adapter(side.instance).get(local_id)
         except AdapterError as error:
-            self._park(run.rules, run.summary, shared_uuid, side.instance, local_id, error)
-            self._note_outcome(run, error)
+            self._park_in_run(run, shared_uuid, side.instance, local_id, error)
             return
         if record is None:
             self._orphan(run.summary, shared_uuid, side.instance, local_id)
@@ -688,8 +694,7 @@ class SyncEngine:
             try:
                 other_record = self.adapter(other_side.instance).get(other_link.local_id)
             except AdapterError as error:
-                self._park(rules, summary, shared_uuid, side.instance, record.local_id, error)
-                self._note_outcome(run, error)
+                self._park_in_run(run, shared_uuid, side.instance, record.local_id, error)
                 return
             if other_record is None:
                 self._orphan(summary, shared_uuid, other_side.instance, other_link.local_id)
@@ -705,8 +710,7 @@ class SyncEngine:
             try:
                 other_record = self._existing_copy(run, side, shared_uuid, record)
             except AdapterError as error:
-                self._park(rules, summary, shared_uuid, side.instance, record.local_id, error)
-                self._note_outcome(run, error)
+                self._park_in_run(run, shared_uuid, side.instance, record.local_id, error)
                 return
         if other_record is not None:
             other_uuids, other_missing, other_duplicates = comment_uuids(

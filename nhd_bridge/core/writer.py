@@ -194,7 +194,7 @@ class TicketWriter:
         record = self.adapter(target).get(local_id)
         if record is None:
             return {}
-        held = {"subject": " ".join(record.subject.split()), "status": record.status.strip()}
+        held = _held(record)
         return {
             field_name: held[field_name]
             for field_name, value in meant.items()
@@ -213,7 +213,7 @@ class TicketWriter:
         """A field the create ignored (Redmine takes no status on create) is set by an update
         right away; the record returned is what the tracker holds afterwards."""
         meant = _meant(TicketChanges(subject=draft.subject, status=draft.status))
-        held = {"subject": " ".join(created.subject.split()), "status": created.status.strip()}
+        held = _held(created)
         ignored = {key: value for key, value in meant.items() if held[key] != value}
         if not ignored:
             return created
@@ -512,6 +512,11 @@ def _meant(changes: TicketChanges) -> dict[str, str]:
     if changes.status is not None:
         meant["status"] = changes.status.strip()
     return meant
+
+
+def _held(record: TicketRecord) -> dict[str, str]:
+    """What a tracker holds of the fields a read-back checks, normalised as ``_meant`` is."""
+    return _meant(TicketChanges(subject=record.subject, status=record.status))
 
 
 def _ignored_writes(
