@@ -65,30 +65,7 @@ def test_local_and_jira_share_comments_both_ways_and_status_through_two_transiti
 ) -> None:
     database = tmp_path / "helpdesk.db"
     with jira_session(deployment, request.node.name) as session:
-        jira_user = "5f1a9c0e8b2d4a0069d1e002" if deployment == "cloud" else "ada"
-        bridge = make_bridge(
-            {
-                "desk-jira": {
-                    "sender": "helpdesk",
-                    "receiver": "jira",
-                    "allows_public_comments": True,
-                    "status_map": STATUS_MAP,
-                }
-            },
-            instances={
-                # A fixed sharing URL: the shared uuids it mints are in the cassettes' bodies.
-                "helpdesk": {
-                    "kind": "local",
-                    "path": str(database),
-                    "sharing_url": "nhd-bridge://helpdesk",
-                },
-                "jira": {
-                    "kind": "jira",
-                    "closed_statuses": ["Done"],
-                    **session.options(fields={}, users=[{"nhd": ALICE.uuid, "jira": jira_user}]),
-                },
-            },
-        )
+        bridge = _desk_and_jira(make_bridge, session, deployment, database, ["Done"])
         with LocalTracker(LocalConfig(path=database)) as desk:
             ticket = desk.create_ticket("VPN drops every hour", status="open", requester=ALICE)
             desk.add_comment(
@@ -137,6 +114,34 @@ def test_local_and_jira_share_comments_both_ways_and_status_through_two_transiti
             assert [s.total_writes for s in bridge.run()] == [0]
 
 
+def _desk_and_jira(
+    make_bridge, session, deployment: str, database: Path, closed: list[str] | None = None
+):
+    """The help desk (embedded local tracker) sharing with Jira, full delegation."""
+    jira_user = "5f1a9c0e8b2d4a0069d1e002" if deployment == "cloud" else "ada"
+    jira = {
+        "kind": "jira",
+        **session.options(fields={}, users=[{"nhd": ALICE.uuid, "jira": jira_user}]),
+    }
+    if closed is not None:
+        jira["closed_statuses"] = closed
+    return make_bridge(
+        {
+            "desk-jira": {
+                "sender": "helpdesk",
+                "receiver": "jira",
+                "allows_public_comments": True,
+                "status_map": STATUS_MAP,
+            }
+        },
+        instances={
+            # A fixed sharing URL: the shared uuids it mints are in the cassettes' bodies.
+            "helpdesk": {"kind": "local", "path": str(database), "sharing_url": "nhd-bridge://helpdesk"},
+            "jira": jira,
+        },
+    )
+
+
 def _jira_key(bridge) -> str:
     [created] = [entry for entry in bridge.journal() if entry.action == "create"]
     return created.local_id
@@ -150,28 +155,7 @@ def test_a_lost_state_store_adopts_the_jira_issue_and_writes_nothing_again(
     issue is found by its breadcrumb and adopted; no second issue, no comment written again."""
     database = tmp_path / "helpdesk.db"
     with jira_session(deployment, request.node.name) as session:
-        jira_user = "5f1a9c0e8b2d4a0069d1e002" if deployment == "cloud" else "ada"
-        bridge = make_bridge(
-            {
-                "desk-jira": {
-                    "sender": "helpdesk",
-                    "receiver": "jira",
-                    "allows_public_comments": True,
-                    "status_map": STATUS_MAP,
-                }
-            },
-            instances={
-                "helpdesk": {
-                    "kind": "local",
-                    "path": str(database),
-                    "sharing_url": "nhd-bridge://helpdesk",
-                },
-                "jira": {
-                    "kind": "jira",
-                    **session.options(fields={}, users=[{"nhd": ALICE.uuid, "jira": jira_user}]),
-                },
-            },
-        )
+        bridge = _desk_and_jira(make_bridge, session, deployment, database)
         with LocalTracker(LocalConfig(path=database)) as desk:
             ticket = desk.create_ticket("VPN drops every hour", status="open", requester=ALICE)
             desk.add_comment(ticket.local_id, "It drops at :00 sharp.", author=ALICE)
