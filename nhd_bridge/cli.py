@@ -120,9 +120,7 @@ class _Commands(click.Group):
 )
 @click.version_option(package_name="nhd-bridge")
 @click.pass_context
-def main(
-    ctx: click.Context, config_path: Path, log_level: str | None, log_format: str
-) -> None:
+def main(ctx: click.Context, config_path: Path, log_level: str | None, log_format: str) -> None:
     """Share tickets between trackers, help desks and CRMs (Networked Help Desk)."""
     ctx.obj = {"config_path": config_path, "log_level": log_level, "log_format": log_format}
     # Tickets, names and errors come from partners: none of it may drive the terminal.
@@ -182,8 +180,9 @@ def validate(ctx: click.Context, show: bool) -> None:
     bridge = config.bridge
     problems = config.problems()
     for problem in problems:
-        click.echo(f"{'' if problem.level == 'warning' else 'error: '}{problem.error(config)}",
-                   err=True)
+        click.echo(
+            f"{'' if problem.level == 'warning' else 'error: '}{problem.error(config)}", err=True
+        )
     if any(problem.level == "error" for problem in problems):
         sys.exit(EXIT_USAGE)
     store = check_store(config.state_url)
@@ -312,9 +311,7 @@ def sync(
     if interrupted():
         _report_interrupt(summaries, selected, cut_short=None)
         sys.exit(EXIT_INTERRUPTED)
-    parked = any(
-        summary.parked or summary.still_parked or summary.errors for summary in summaries
-    )
+    parked = any(summary.parked or summary.still_parked or summary.errors for summary in summaries)
     sys.exit(EXIT_PARKED if parked else EXIT_OK)
 
 
@@ -855,7 +852,7 @@ def _print(table: Table, plain: list[str]) -> None:
 def _mount_local_group() -> None:
     """The embedded tracker's own commands, picking the tracker by instance name or --db."""
     try:
-        from nhd_bridge.adapters.local_cli import TRACKER_CONFIG_KEY, local_group
+        from nhd_bridge.adapters.local.cli import TRACKER_CONFIG_KEY, local_group
     except ImportError:  # pragma: no cover - the local adapter ships with the package
         return
 

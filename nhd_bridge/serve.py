@@ -83,9 +83,7 @@ def build_app(config: LoadedConfig, store: StateStore, scheduler: BridgeSchedule
         for row in health:
             agreements.setdefault(row.agreement, {}).update(_health_brief(row))
         failing = _failing(health, unhealthy_after)
-        return JSONResponse(
-            {"status": "failing" if failing else "ok", "agreements": agreements}
-        )
+        return JSONResponse({"status": "failing" if failing else "ok", "agreements": agreements})
 
     # Liveness that also tells an orchestrator when agreements have been failing too long; it
     # names none of them (partners may reach this listener): /status has the details.
@@ -126,8 +124,10 @@ def _health_brief(row: AgreementHealth) -> dict[str, Any]:
 def _bearer_matches(request: Request, token: str) -> bool:
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
-        value.strip().encode(), token.encode()
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(value.strip().encode(), token.encode())
     )
 
 

@@ -88,9 +88,7 @@ def test_log_level_and_format_come_from_the_environment_too(cli):
     FakeTracker.named("A").create_ticket("Breaks while planned")
     FakeTracker.named("B").fail_next("find_by_shared_uuid", RuntimeError("boom"))
 
-    refused = cli(
-        "sync", env={"NHD_BRIDGE_LOG_LEVEL": "critical", "NHD_BRIDGE_LOG_FORMAT": "json"}
-    )
+    refused = cli("sync", env={"NHD_BRIDGE_LOG_LEVEL": "critical", "NHD_BRIDGE_LOG_FORMAT": "json"})
     assert refused.exit_code == 2  # not a level: refused, like the option
     FakeTracker.named("B").fail_next("find_by_shared_uuid", RuntimeError("boom"))
     result = cli("sync", env={"NHD_BRIDGE_LOG_LEVEL": "error", "NHD_BRIDGE_LOG_FORMAT": "json"})
@@ -278,9 +276,7 @@ def test_no_color_keeps_colours_off_a_terminal(tmp_path):
 # --- Ctrl-C -------------------------------------------------------------------------------------
 
 
-def test_ctrl_c_during_sync_stops_after_the_ticket_being_written_and_exits_130(
-    cli, monkeypatch
-):
+def test_ctrl_c_during_sync_stops_after_the_ticket_being_written_and_exits_130(cli, monkeypatch):
     a = FakeTracker.named("A")
     for number in range(5):
         a.create_ticket(f"ticket {number}")

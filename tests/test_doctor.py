@@ -330,8 +330,7 @@ def test_a_tracker_that_cannot_be_read_is_an_error_not_an_empty_tracker(make_bri
 
     assert findings == []  # nothing is concluded about B from a read that failed
     assert doctor.errors == [
-        "B: reading every ticket failed: B answered 503; its copies and comments were not "
-        "examined"
+        "B: reading every ticket failed: B answered 503; its copies and comments were not examined"
     ]
 
 
@@ -481,9 +480,11 @@ def test_after_a_lost_store_and_a_sync_doctor_agrees_then_finds_what_is_planted(
     assert doctor.examine() == []
     b = FakeTracker.named("B")
     duplicate = plant_duplicate("B", shared_uuid)
-    other_copy = bridge.store.read().link(
-        bridge.store.read().link_for_local("A", other).shared_uuid, "B"
-    ).local_id
+    other_copy = (
+        bridge.store.read()
+        .link(bridge.store.read().link_for_local("A", other).shared_uuid, "B")
+        .local_id
+    )
     b.delete_ticket(other_copy)
 
     assert kinds(doctor.examine()) == [

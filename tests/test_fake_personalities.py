@@ -233,8 +233,12 @@ def test_a_fault_plan_refuses_what_cannot_happen():
 
 
 def test_presets_carry_the_behaviours_their_trackers_showed():
-    assert PRESETS == {"redmine": REDMINE_LIKE, "roundup": ROUNDUP_LIKE, "jira": JIRA_LIKE,
-                       "rt": RT_LIKE}
+    assert PRESETS == {
+        "redmine": REDMINE_LIKE,
+        "roundup": ROUNDUP_LIKE,
+        "jira": JIRA_LIKE,
+        "rt": RT_LIKE,
+    }
     assert REDMINE_LIKE.ignored_on_create == {"status"} and REDMINE_LIKE.reuses_ids
     assert REDMINE_LIKE.offset_pages_by_update and REDMINE_LIKE.blind_retries
     assert ROUNDUP_LIKE.two_step_comments and not ROUNDUP_LIKE.private_comments
@@ -269,8 +273,12 @@ def test_roundup_comment_is_two_steps_and_a_message_left_unlinked_keeps_its_brea
     with roundup_client(roundup) as client:
         posted = client.post(
             "data/msg",
-            json={"content": "half written", "author": ADMIN_USER, "date": ".",
-                  "nhd_uuid": "crumb-1"},
+            json={
+                "content": "half written",
+                "author": ADMIN_USER,
+                "date": ".",
+                "nhd_uuid": "crumb-1",
+            },
         ).raise_for_status()
         message = posted.json()["data"]["id"]
         found = client.get("data/msg", params={"nhd_uuid": "crumb-1"}).raise_for_status()
@@ -336,9 +344,9 @@ def test_redmine_and_its_preset_append_a_note_per_request(redmine):
         made = redmine_create(client, redmine.project, "gets one note, sent twice")
         for _ in range(2):
             assert client.put(f"issues/{made['id']}.json", json=note).status_code == 204
-        journals = client.get(
-            f"issues/{made['id']}.json", params={"include": "journals"}
-        ).json()["issue"]["journals"]
+        journals = client.get(f"issues/{made['id']}.json", params={"include": "journals"}).json()[
+            "issue"
+        ]["journals"]
     assert [j["notes"] for j in journals if j["notes"]] == ["The customer called back."] * 2
 
     tracker, adapter = tracker_with(REDMINE_LIKE)

@@ -106,9 +106,7 @@ class Bridge:
         self.path.write_text(yaml.safe_dump(document, sort_keys=False))
         self.state = StateStore(f"sqlite:///{folder / 'state.db'}")
         self.wire = WireStore(self.state)
-        self.client = TestClient(
-            create_receiver_app(ReceiverSettings(base_url=OUR_URL), self.wire)
-        )
+        self.client = TestClient(create_receiver_app(ReceiverSettings(base_url=OUR_URL), self.wire))
         names = invite_names or {}
         for partner in PARTNERS:
             self.invite(partner, name=names.get(partner, f"Partner {partner.upper()}"))

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-from nhd_bridge.adapters import local_cli
 from nhd_bridge.adapters.local import LocalConfig, LocalTracker
-from nhd_bridge.adapters.local_cli import TRACKER_CONFIG_KEY, local_group, open_tracker
+from nhd_bridge.adapters.local import cli as local_cli
+from nhd_bridge.adapters.local.cli import TRACKER_CONFIG_KEY, local_group, open_tracker
 
 
 @pytest.fixture(autouse=True)

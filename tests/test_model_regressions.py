@@ -19,9 +19,7 @@ STATUSES = ["open", "pending", "solved", "closed"]
 
 
 def fake_instances(page_size: int = 50) -> dict[str, dict[str, object]]:
-    return {
-        name: {"kind": "fake", "statuses": STATUSES, "page_size": page_size} for name in "AB"
-    }
+    return {name: {"kind": "fake", "statuses": STATUSES, "page_size": page_size} for name in "AB"}
 
 
 def full() -> dict[str, object]:

@@ -67,7 +67,15 @@ def test_plan_json_actions_are_structured(cli, changed_on_both_sides):
     assert (comment["source"], comment["visibility"]) == ("B", "private")
     assert len(comment["comment"]) == 40
     assert set(subject) == {
-        "kind", "target", "source", "field", "from", "to", "visibility", "comment", "action",
+        "kind",
+        "target",
+        "source",
+        "field",
+        "from",
+        "to",
+        "visibility",
+        "comment",
+        "action",
         "reason",
     }
 

@@ -198,9 +198,7 @@ def test_health_and_status_report_an_agreement_that_keeps_failing(make_bridge):
 
     with bridge.store.transaction() as tx:  # as if it had been failing for an hour
         tx.record_run_outcome("ab", "A is down")
-        tx._execute(
-            agreement_health.update().values(failing_since=utcnow() - timedelta(hours=1))
-        )
+        tx._execute(agreement_health.update().values(failing_since=utcnow() - timedelta(hours=1)))
     answer = client.get("/health")
     assert (answer.status_code, answer.json()) == (503, {"status": "failing"})
     assert client.get("/status").json()["status"] == "failing"

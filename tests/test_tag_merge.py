@@ -26,11 +26,15 @@ def test_additions_on_both_sides_are_both_kept(make_bridge):
     b.set_tags(copy, ["web", "vip"])  # changed last: "newest" would keep only this side
     bridge.run()
 
-    assert sorted(a.ticket(origin).tags) == sorted(b.ticket(copy).tags) == [
-        "billing",
-        "vip",
-        "web",
-    ]
+    assert (
+        sorted(a.ticket(origin).tags)
+        == sorted(b.ticket(copy).tags)
+        == [
+            "billing",
+            "vip",
+            "web",
+        ]
+    )
     assert bridge.journal(outcome="conflict") == []
     assert sum(summary.total_writes for summary in bridge.run()) == 0
 

@@ -79,9 +79,7 @@ def test_a_status_map_partial_delegation_makes_dead_is_a_warning(validate):
 
 
 def test_a_duplicate_key_is_an_error_at_the_second_one(validate):
-    text = HEAD + (
-        "agreements:\n  ab:\n    sender: A\n    receiver: B\n    sender: B\n"
-    )
+    text = HEAD + ("agreements:\n  ab:\n    sender: A\n    receiver: B\n    sender: B\n")
     result = validate(text)
     message = one_error(result)
     assert message.startswith("agreements.ab.sender: duplicate key (first on line 7)")

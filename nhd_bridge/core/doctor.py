@@ -319,7 +319,8 @@ class Doctor:
         ]
         both = [uuid for uuid in copies[0] if uuid in copies[1]]
         shared = [
-            uuid for uuid, state in read.agreement_ticket_states(name, both).items()
+            uuid
+            for uuid, state in read.agreement_ticket_states(name, both).items()
             if state == "shared"
         ]
         sides = (self._side(sender, "sender"), self._side(receiver, "receiver"))
@@ -424,9 +425,7 @@ class Doctor:
         return owners
 
     def _first_agreement(self, instance: str) -> str:
-        return next(
-            name for name in self.config.bridge.agreements if instance in self._sides(name)
-        )
+        return next(name for name in self.config.bridge.agreements if instance in self._sides(name))
 
     # --- repairing ------------------------------------------------------------------------------
 

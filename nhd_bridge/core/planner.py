@@ -272,8 +272,9 @@ class TicketPlan:
             )
         for edit in self.edits:
             actions.append(
-                PlannedAction("edit", edit.target, edit.source, after=edit.body,
-                              comment=edit.comment_uuid)
+                PlannedAction(
+                    "edit", edit.target, edit.source, after=edit.body, comment=edit.comment_uuid
+                )
             )
         for note in self.notes:
             actions.append(

@@ -115,9 +115,7 @@ class TicketWriter:
             for edit in plan.edits:
                 self._edit(item, edit, local_ids[edit.target], summary, journal)
             if created is not None:
-                created = self._verify_create(
-                    rules, item, created, written_draft, summary, journal
-                )
+                created = self._verify_create(rules, item, created, written_draft, summary, journal)
             held = {
                 target: self._verify(target, local_ids[target], _meant(changes))
                 for target, changes in written_fields.items()
@@ -230,8 +228,7 @@ class TicketWriter:
                 local_id=created.local_id,
                 before={key: held[key] for key in ignored},
                 after=ignored,
-                reason=f"{target} ignored {', '.join(sorted(ignored))} on create; "
-                "set by an update",
+                reason=f"{target} ignored {', '.join(sorted(ignored))} on create; set by an update",
             )
         )
         return self.adapter(target).get(created.local_id) or created
@@ -603,9 +600,7 @@ def _partial_snapshots(
     snapshots = {instance: copy_module.deepcopy(c.snapshot) for instance, c in copies.items()}
     # A field written both ways (tags merged as sets) moves on only once every side took it:
     # otherwise both baselines stay, and the retry merges again from them.
-    unfinished = {
-        write.name for write in item.plan.fields if write.target not in written_fields
-    }
+    unfinished = {write.name for write in item.plan.fields if write.target not in written_fields}
     for target, changes in written_fields.items():
         kept = _without_fields(changes, unfinished)
         if target in snapshots:

@@ -190,7 +190,9 @@ class FaultProxy:
         server.proxy = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
             name=f"FaultProxy:{server.server_address[1]}",
         )
         self._thread.start()
@@ -248,9 +250,7 @@ class FaultProxy:
         """The next ``times`` requests matching ``method`` (any when None) and ``path_regex``
         (searched in path+query; any when None) get this fault. Queued faults are used oldest
         first and win over the random plan."""
-        fault = _Fault(
-            _check_kind(kind), _check_status(kind, status), delay_seconds, retry_after
-        )
+        fault = _Fault(_check_kind(kind), _check_status(kind, status), delay_seconds, retry_after)
         rule = _rule(None if method is None else [method], path_regex)
         with self._lock:
             self._queue.extend((rule, fault) for _ in range(times))
@@ -487,9 +487,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _forward(
-        self, method: str, body: bytes
-    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    def _forward(self, method: str, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
         proxy = self.server.proxy
         connection = http.client.HTTPConnection(
             proxy.upstream_host, proxy.upstream_port, timeout=proxy.upstream_timeout

@@ -31,7 +31,7 @@ import vcr
 from jira_sim import ADA, CLOUD_SITE, DC_SITE, JiraSite
 from vcr.request import Request
 
-from nhd_bridge.adapters.jira_config import JiraConfig
+from nhd_bridge.adapters.jira.config import JiraConfig
 
 CASSETTES = Path(__file__).resolve().parents[1] / "cassettes" / "jira"
 # What a multipart upload's random boundary becomes in a cassette, so re-recording is stable.

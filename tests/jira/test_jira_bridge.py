@@ -136,7 +136,11 @@ def _desk_and_jira(
         },
         instances={
             # A fixed sharing URL: the shared uuids it mints are in the cassettes' bodies.
-            "helpdesk": {"kind": "local", "path": str(database), "sharing_url": "nhd-bridge://helpdesk"},
+            "helpdesk": {
+                "kind": "local",
+                "path": str(database),
+                "sharing_url": "nhd-bridge://helpdesk",
+            },
             "jira": jira,
         },
     )

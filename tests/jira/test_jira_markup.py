@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nhd_bridge.adapters.jira_markup import (
+from nhd_bridge.adapters.jira.markup import (
     adf_to_html,
     adf_to_text,
     attachment_names_in_adf,

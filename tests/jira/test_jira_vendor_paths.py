@@ -16,7 +16,7 @@ import pytest
 from jira_harness import jira_options, jira_session
 
 from nhd_bridge.adapters.jira import JiraAdapter
-from nhd_bridge.adapters.jira_config import JiraConfig
+from nhd_bridge.adapters.jira.config import JiraConfig
 from nhd_bridge.core.adapter import CommentDraft, TicketDraft
 
 DEPLOYMENTS = ["cloud", "datacenter"]

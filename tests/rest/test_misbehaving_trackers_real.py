@@ -262,7 +262,6 @@ def redmine_instance(server: RedmineServer, base_url: str | None = None, **extra
 # --- 1. the soaks --------------------------------------------------------------------------------
 
 
-
 def test_redmine_soak_twenty_percent_faults_of_every_kind_converge(
     desk_bridge: Callable[..., DeskBridge], redmine: RedmineServer
 ) -> None:
@@ -305,9 +304,7 @@ def test_roundup_soak_twenty_percent_faults_of_every_kind_converge(
         try:
             # Born open: Roundup's own detector moves an unread issue to chatting when a message
             # arrives, a change of the tracker's, not the bridge's.
-            expected, result = soak(
-                setup.bridge, setup.desk, person, proxy, seed=SEED, born="open"
-            )
+            expected, result = soak(setup.bridge, setup.desk, person, proxy, seed=SEED, born="open")
             check_converged(
                 setup.bridge,
                 setup.desk,
@@ -429,9 +426,7 @@ def test_lost_answers_to_a_create_and_to_comment_writes_write_each_once(
     desk_bridge: Callable[..., DeskBridge], redmine: RedmineServer, fault: Any
 ) -> None:
     with FaultProxy(redmine.url) as proxy:
-        setup = desk_bridge(
-            redmine_instance(redmine, proxy.url), REDMINE_OUTBOUND, REDMINE_INBOUND
-        )
+        setup = desk_bridge(redmine_instance(redmine, proxy.url), REDMINE_OUTBOUND, REDMINE_INBOUND)
         person = RedminePerson(redmine)
         desk = setup.desk
         ticket = desk.create_ticket("Lost answers", requester=ALICE).local_id

@@ -74,9 +74,7 @@ def test_twenty_percent_faults_for_fifteen_passes_converge_without_loss_or_dupli
             ]
             for ticket in tickets:
                 desk.add_comment(ticket.local_id, f"desk {ticket.local_id} first", author=ALICE)
-            expected_desk: Counter[str] = Counter(
-                f"desk {t.local_id} first" for t in tickets
-            )
+            expected_desk: Counter[str] = Counter(f"desk {t.local_id} first" for t in tickets)
             expected_redmine: Counter[str] = Counter()
             proxy.randomly(rate=0.2, seed=8)
             for number in range(PASSES):

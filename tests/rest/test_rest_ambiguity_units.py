@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from nhd_bridge.adapters.rest import RestAdapter, RestConfig
-from nhd_bridge.adapters.rest_config import Pagination, deep_merge
-from nhd_bridge.adapters.rest_http import AmbiguousWrite, RestClient
+from nhd_bridge.adapters.rest.config import Pagination, deep_merge
+from nhd_bridge.adapters.rest.http import AmbiguousWrite, RestClient
 
 BASE: dict[str, Any] = {
     "base_url": "https://tracker.example/api/",

@@ -15,9 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from nhd_bridge.adapters.rest import RestAdapter, RestConfig
-from nhd_bridge.adapters.rest_config import Pagination
-from nhd_bridge.adapters.rest_http import RestClient
-from nhd_bridge.adapters.rest_template import TemplateError, render, render_url
+from nhd_bridge.adapters.rest.config import Pagination
+from nhd_bridge.adapters.rest.http import RestClient
+from nhd_bridge.adapters.rest.template import TemplateError, render, render_url
 from nhd_bridge.core.adapter import CommentDraft, PermanentError, TransientError
 from nhd_bridge.core.plugins import Plugins
 
@@ -36,7 +36,7 @@ MINIMAL: dict[str, Any] = {
 
 
 def config(**overrides: Any) -> RestConfig:
-    from nhd_bridge.adapters.rest_config import deep_merge
+    from nhd_bridge.adapters.rest.config import deep_merge
 
     return RestConfig.model_validate(deep_merge(MINIMAL, overrides))
 

@@ -390,4 +390,3 @@ def _close_everything() -> None:
         instances = list(_LIVE)
     for instance in instances:
         _close(instance)
-

@@ -28,14 +28,34 @@ HERE = Path(__file__).resolve().parent
 
 # Keys dropped everywhere except as property names: prose and examples, no constraint.
 PROSE = {
-    "description", "summary", "example", "examples", "externalDocs", "tags", "security",
-    "x-atlassian-connect-scope", "x-atlassian-oauth2-scopes", "x-atlassian-data-security-policy",
-    "x-experimental", "x-github", "x-displayName", "x-octokit",
+    "description",
+    "summary",
+    "example",
+    "examples",
+    "externalDocs",
+    "tags",
+    "security",
+    "x-atlassian-connect-scope",
+    "x-atlassian-oauth2-scopes",
+    "x-atlassian-data-security-policy",
+    "x-experimental",
+    "x-github",
+    "x-displayName",
+    "x-octokit",
 }
 # JSON Schema / OpenAPI maps whose keys are names chosen by the vendor, never keywords.
 NAME_MAPS = {
-    "properties", "patternProperties", "responses", "content", "headers", "schemas",
-    "parameters", "requestBodies", "paths", "variables", "mapping",
+    "properties",
+    "patternProperties",
+    "responses",
+    "content",
+    "headers",
+    "schemas",
+    "parameters",
+    "requestBodies",
+    "paths",
+    "variables",
+    "mapping",
 }
 
 JIRA_CLOUD_OPS = [
@@ -170,11 +190,7 @@ def _strip(node: Any, parent: str | None = None) -> Any:
     if isinstance(node, dict):
         if parent in NAME_MAPS:
             return {key: _strip(value) for key, value in node.items()}
-        return {
-            key: _strip(value, key)
-            for key, value in node.items()
-            if key not in PROSE
-        }
+        return {key: _strip(value, key) for key, value in node.items() if key not in PROSE}
     if isinstance(node, list):
         return [_strip(item) for item in node]
     return node

@@ -92,9 +92,7 @@ class Description:
         self.registry: Registry = Registry().with_resource(
             BASE_URI, Resource.from_contents(self.document, default_specification=DRAFT4)
         )
-        self._templates = [
-            (self._pattern(path), path) for path in self.document["paths"]
-        ]
+        self._templates = [(self._pattern(path), path) for path in self.document["paths"]]
         self._validators: dict[str, Draft4Validator] = {}
 
     @property
@@ -113,7 +111,10 @@ class Description:
             if method.lower() in item:
                 pointer = f"/paths/{_escape(template)}/{method.lower()}"
                 return Operation(
-                    template, method.lower(), item[method.lower()], item.get("parameters", []),
+                    template,
+                    method.lower(),
+                    item[method.lower()],
+                    item.get("parameters", []),
                     pointer,
                 )
         return None

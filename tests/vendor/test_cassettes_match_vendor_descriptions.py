@@ -50,7 +50,7 @@ DC_CORRECTIONS = [
     Correction(
         "/components/schemas/EntityPropertyBean/properties/value",
         ANY_JSON,
-        "An entity property's value is any JSON value (\"a valid, non-empty JSON\", says the "
+        'An entity property\'s value is any JSON value ("a valid, non-empty JSON", says the '
         "description's prose); the bean declares it a string.",
     ),
     Correction(

@@ -2,7 +2,7 @@
 descriptions declare (Cloud v3 and Data Center 10.3), with declared query parameters, and none is
 deprecated — not only the calls some cassette happens to hold.
 
-The calls are found in ``nhd_bridge/adapters/jira.py`` by walking its syntax tree: each
+The calls are found in ``nhd_bridge/adapters/jira/__init__.py`` by walking its syntax tree: each
 ``self._json(METHOD, PATH, params=…)`` (a path given as an f-string, or as a name assigned one in
 the same function) and each URL built with ``self.client._get_url(PATH)`` for the two requests
 that bypass ``_json`` (the streamed upload and download). A count of the call sites in the source

@@ -230,4 +230,3 @@ def _first_line(error: BaseException | None) -> str:
     # psycopg says "connection failed: connection to server at ... failed: Connection refused"
     # and then "Is the server running on that host ...?" on the next line.
     return lines[0]
-

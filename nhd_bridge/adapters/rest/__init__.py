@@ -4,10 +4,10 @@ Every method of the :class:`~nhd_bridge.core.adapter.Adapter` contract is one or
 operations described in the instance's YAML (usually by naming a shipped profile and overriding a
 few keys). The module has four parts, each in its own file:
 
-- ``rest_config.py``: :class:`RestConfig`, the settings, with profiles deep-merged under them;
-- ``rest_template.py``: the template language of URLs and bodies (``{{ JMESPath }}`` holes,
+- ``config.py``: :class:`RestConfig`, the settings, with profiles deep-merged under them;
+- ``template.py``: the template language of URLs and bodies (``{{ JMESPath }}`` holes,
   values inserted as JSON values, never spliced as text);
-- ``rest_http.py``: authentication, retries, rate limits, ETags, error messages and paging;
+- ``http.py``: authentication, retries, rate limits, ETags, error messages and paging;
 - this module: :class:`RestAdapter`, which builds each call's context, reads documents into
   records through the profile's JMESPath mappings, and keeps the cursor.
 
@@ -52,9 +52,9 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from nhd_bridge.adapters.rest_config import BasicAuth, Operation, RestConfig
-from nhd_bridge.adapters.rest_http import AmbiguousWrite, RestClient
-from nhd_bridge.adapters.rest_template import TemplateError, search
+from nhd_bridge.adapters.rest.config import BasicAuth, Operation, RestConfig
+from nhd_bridge.adapters.rest.http import AmbiguousWrite, RestClient
+from nhd_bridge.adapters.rest.template import TemplateError, search
 from nhd_bridge.core.adapter import (
     Adapter,
     AdapterConfig,
@@ -257,9 +257,7 @@ class RestAdapter(Adapter):
             following = started if started is not None else newest
             yield ChangePage([], _cursor(following, seen, lookback))
 
-    def _unchanged_since_read(
-        self, listed: Any, prior: Seen | None, lookback: timedelta
-    ) -> bool:
+    def _unchanged_since_read(self, listed: Any, prior: Seen | None, lookback: timedelta) -> bool:
         """Whether a listed ticket is the one read before: same ``updated_at``, and that read
         came after the second of that ``updated_at`` (and the lookback) had passed, so no later
         change can hide behind the same second."""

@@ -55,8 +55,8 @@ from jira import JIRA, JIRAError
 from jira.resilientsession import parse_error_msg
 from requests_toolbelt import MultipartEncoder
 
-from nhd_bridge.adapters.jira_config import JiraConfig
-from nhd_bridge.adapters.jira_markup import (
+from nhd_bridge.adapters.jira.config import JiraConfig
+from nhd_bridge.adapters.jira.markup import (
     adf_to_html,
     adf_to_text,
     attachment_names_in_adf,

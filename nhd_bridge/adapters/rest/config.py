@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from nhd_bridge.adapters.rest_profiles import load_profile, profile_names
-from nhd_bridge.adapters.rest_template import TemplateError, compile_expression, expressions_in
+from nhd_bridge.adapters.rest.profiles import load_profile, profile_names
+from nhd_bridge.adapters.rest.template import TemplateError, compile_expression, expressions_in
 from nhd_bridge.core.adapter import AdapterConfig, Capabilities
 
 __all__ = [

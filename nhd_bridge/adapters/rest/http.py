@@ -31,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from nhd_bridge.adapters.rest_config import (
+from nhd_bridge.adapters.rest.config import (
     ApiKeyAuth,
     BasicAuth,
     BearerAuth,
@@ -39,7 +39,7 @@ from nhd_bridge.adapters.rest_config import (
     Operation,
     RestConfig,
 )
-from nhd_bridge.adapters.rest_template import render, render_url, search
+from nhd_bridge.adapters.rest.template import render, render_url, search
 from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
 
 __all__ = ["AmbiguousWrite", "Answer", "RestClient", "StaleWrite"]
