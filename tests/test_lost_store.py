@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nhd_bridge import Actor
 from nhd_bridge.adapters.local import LocalConfig, LocalTracker
-from nhd_bridge.testing.fake import FakeTracker
+from nhd_bridge.testing.fake import FakeTracker, Personality
 
 CUSTOMER = Actor(uuid="ann", name="Ann Customer", role="end-user")
 ENGINEER = Actor(uuid="eve", name="Eve Engineer", role="agent")
@@ -88,3 +88,81 @@ def test_a_lost_store_on_local_trackers_creates_nothing(make_bridge, tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_a_lost_store_never_forwards_a_copy_another_agreement_brought_in(make_bridge, tmp_path):
+    """Found by the engine model with the lost-store rule: A shares a ticket with B and C; C also
+    shares its own tickets with B. With the store gone and ``cb`` run first, C's copy (it carries
+    A's uuid) looked like a ticket of C's own, B's copy made by ``ab`` was adopted under ``cb``, and
+    a comment C's agent wrote — kept on C under partial delegation, A having no private
+    comments — travelled C → B → A."""
+    partial = {"sender": "A", "receiver": "C", "allows_public_comments": False}
+    bridge = make_bridge({"ab": full("A", "B"), "ac": partial, "cb": full("C", "B")})
+    a, b, c = (FakeTracker.named(name) for name in "ABC")
+    a.personality = Personality(private_comments=False)
+    ticket = a.create_ticket("VPN drops", requester=CUSTOMER)
+    bridge.run_until_quiet()
+    [on_c] = c.tickets()
+    c.add_comment(on_c.local_id, "Internal: router firmware", public=True, author=ENGINEER)
+    bridge.run_until_quiet()
+    before = (counts(a), counts(b), counts(c))
+
+    lose_the_store(bridge, tmp_path)
+    bridge.run("cb")
+    bridge.run("ab")
+    bridge.run("ac")
+    bridge.run_until_quiet()
+
+    assert (counts(a), counts(b), counts(c)) == before
+    assert all("router" not in comment.body for comment in a.ticket(ticket).comments)
+    [on_b] = b.tickets()
+    assert all("router" not in comment.body for comment in on_b.comments)
+    assert [e.source for e in bridge.journal() if e.action == "adopt"] == ["A", "A"]
+
+
+def test_a_copy_is_not_shared_onward_where_its_origin_shares_it_itself(make_bridge):
+    """The same fan-out without any loss: ``ac`` ran, then ``cb`` before ``ab``. C's copy was
+    re-shared (allowed: scenario 11) to B, which A shares with directly; ``ab`` then found B
+    already bridged and never carried the ticket itself — the comment C kept home reached B."""
+    partial = {"sender": "A", "receiver": "C", "allows_public_comments": False}
+    bridge = make_bridge({"ab": full("A", "B"), "ac": partial, "cb": full("C", "B")})
+    a, b, c = (FakeTracker.named(name) for name in "ABC")
+    a.personality = Personality(private_comments=False)
+    ticket = a.create_ticket("VPN drops", requester=CUSTOMER)
+    bridge.run("ac")
+    [on_c] = c.tickets()
+    c.add_comment(on_c.local_id, "Internal: router firmware", public=True, author=ENGINEER)
+    bridge.run("cb")
+    bridge.run("ab")
+    bridge.run_until_quiet()
+
+    [on_b] = b.tickets()
+    assert all("router" not in comment.body for comment in on_b.comments)
+    assert all("router" not in comment.body for comment in a.ticket(ticket).comments)
+    carried = bridge.store.read().agreements_of_ticket(on_b.shared_uuid)
+    assert sorted(carried) == ["ab", "ac"]
+
+
+def test_a_lost_store_adopts_a_re_shared_chain_in_any_order(make_bridge, tmp_path):
+    """A → B → D (scenario 11). With the store gone and ``bd`` run before ``ab``, B's copy is not
+    known as A's yet: ``bd`` waits for ``ab`` to adopt it, then adopts D's copy. Nothing is
+    written again, and comments flow the whole chain afterwards."""
+    bridge = make_bridge({"ab": full("A", "B"), "bd": full("B", "D")})
+    a, b, d = (FakeTracker.named(name) for name in "ABD")
+    ticket = a.create_ticket("Escalated twice", requester=CUSTOMER)
+    a.add_comment(ticket, "from A", author=CUSTOMER)
+    bridge.run_until_quiet()
+    before = (counts(a), counts(b), counts(d))
+
+    lose_the_store(bridge, tmp_path)
+    [waiting] = bridge.run("bd")
+    bridge.run("ab")
+    bridge.run("bd")
+
+    assert waiting.skipped["waiting for another agreement to adopt its copies"] == 1
+    assert (counts(a), counts(b), counts(d)) == before
+    assert sorted(e.agreement for e in bridge.journal() if e.action == "adopt") == ["ab", "bd"]
+    [on_d] = d.tickets()
+    d.add_comment(on_d.local_id, "from D", author=ENGINEER)
+    bridge.run_until_quiet()
+    assert sorted(c.body for c in a.ticket(ticket).comments) == ["from A", "from D"]

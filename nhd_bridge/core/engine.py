@@ -127,6 +127,8 @@ class _Pass:
     items: list[WorkItem] = field(default_factory=list)
     planned: list[WorkItem] = field(default_factory=list)
     confirmations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    # A ticket left to be read again: the cursor stays before it for the rest of the pass.
+    holds_cursor: bool = False
 
 
 @dataclass
@@ -527,7 +529,7 @@ class SyncEngine:
         with self.store.transaction() as tx:
             for shared_uuid, instance, snapshot in work.confirmations:
                 tx.put_snapshot(name, shared_uuid, instance, snapshot)
-            if cursor is not None:
+            if cursor is not None and not work.holds_cursor:
                 tx.put_cursor(name, work.side.instance, cursor)
         work.confirmations = []
         return True
@@ -569,6 +571,12 @@ class SyncEngine:
                 return
             if link is None and record.shared_uuid and read.link(record.shared_uuid, side.instance):
                 return  # our own copy whose link another agreement is still recovering
+            if link is not None and self._origin_shares_it_there(run, side, link.shared_uuid, read):
+                return
+            if link is None and self._may_be_another_agreements_copy(run, side, record, read):
+                run.summary.skipped["waiting for another agreement to adopt its copies"] += 1
+                work.holds_cursor = True
+                return
             # A ticket that already has an NHD identity (one a native partner shared with us)
             # keeps it; a ticket born here gets one minted from this instance's sharing URL.
             shared_uuid = shared_uuid or record.shared_uuid or self._mint(side, record, read)
@@ -588,6 +596,45 @@ class SyncEngine:
             run.summary.retried += 1
         with self._parked_on_surprise(run, shared_uuid, side.instance, record.local_id):
             self._prepare(run, work, record, shared_uuid, facts, retry=row is not None)
+
+    def _origin_shares_it_there(
+        self, run: _Run, side: Side, shared_uuid: str, read: StateTx
+    ) -> bool:
+        """A copy made here may be shared onward (a re-share, A → B → D), but not to an instance
+        its origin shares it with directly: that agreement carries it, under its own terms. Run
+        in the order A → C, C → B, A → B, the re-share reached B first and A → B never carried
+        the ticket; a comment C's agent wrote, kept home under partial delegation, reached B."""
+        origin = read.shared_ticket_origin(shared_uuid)
+        if origin is None or origin[0] == side.instance:
+            return False
+        target = run.rules.other(side).instance
+        return any(
+            other.sender == origin[0] and other.receiver == target
+            for name, other in self.config.bridge.agreements.items()
+            if name != run.name
+        )
+
+    def _may_be_another_agreements_copy(
+        self, run: _Run, side: Side, record: TicketRecord, read: StateTx
+    ) -> bool:
+        """Whether a ticket carrying a uuid this instance did not mint may be a copy that another
+        agreement of this bridge made here, which that agreement has not adopted yet. The store
+        knows such copies by their links; a store that was lost or is new learns them when each
+        agreement has run once (its pass adopts the copies it made). Until then, sharing the copy
+        onward would adopt, under this agreement, the copies another one made elsewhere, and
+        carry comments past the terms that kept them home."""
+        if record.shared_uuid is None:
+            return False
+        if record.shared_uuid == nhd_uuid(side.sharing_url, "tickets", record.local_id):
+            return False  # minted here: this instance's own ticket
+        receiver = run.rules.other(side).instance
+        for name, other in self.config.bridge.agreements.items():
+            if name == run.name or other.receiver not in (side.instance, receiver):
+                continue
+            health = read.health(name)
+            if health is None or health.last_ok_at is None:
+                return True
+        return False
 
     def _mint(self, side: Side, record: TicketRecord, read: StateTx) -> str:
         """The uuid of a ticket born here: derived from the sharing URL and the local id, so that
