@@ -145,7 +145,15 @@ class ReadsAnyCursorFromTheStart(FakeAdapter):
             return 0
 
 
+class DuplicatesBreadcrumbs(FakeAdapter):
+    """Declares a unique index on the breadcrumb, then creates a second ticket carrying it."""
+
+    def _refuse_duplicate(self, shared_uuid: str) -> None:
+        return None
+
+
 BROKEN_ADAPTERS = [
+    (DuplicatesBreadcrumbs, {"test_a_second_create_with_one_breadcrumb_is_refused"}),
     (AcceptsAnyStatus, {"test_a_status_outside_capabilities_is_refused"}),
     (CursorIsNow, {"test_resuming_from_a_page_cursor_reads_every_later_ticket"}),
     (NeverBumpsUpdatedAt, {"test_an_update_moves_updated_at_forward"}),
@@ -180,7 +188,10 @@ class AdapterUnderTest:
     def adapter_under_test(self) -> FakeAdapter:
         # Statuses, a secret and small pages: every contract test has something to check.
         config = FakeConfig(
-            page_size=3, statuses=["open", "pending", "solved"], token=SecretStr(SECRET)
+            page_size=3,
+            statuses=["open", "pending", "solved"],
+            token=SecretStr(SECRET),
+            unique_breadcrumbs=True,
         )
         # A private tracker, not a named one: the inner session must not touch the outer's data.
         return self.adapter_class("under-test", config, tracker=FakeTracker("under-test"))

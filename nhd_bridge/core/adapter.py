@@ -223,6 +223,9 @@ class Capabilities:
     edit_comments: bool = False
     statuses: tuple[str, ...] | None = None
     max_attachment_bytes: int | None = None
+    #: The tracker itself refuses a second ticket carrying one shared uuid (a unique index). Most
+    #: SaaS trackers cannot; there the pending-link lookup of ADR 0004 keeps creates single.
+    unique_breadcrumbs: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import io
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, ClassVar
 from uuid import uuid4
 
@@ -38,6 +39,7 @@ from nhd_bridge.core.adapter import (
     CheckResult,
     CommentDraft,
     CommentRecord,
+    PermanentError,
     TicketChanges,
     TicketDraft,
     TicketRecord,
@@ -148,6 +150,20 @@ class AdapterContract:
         )
         assert found.local_id == created.local_id
         assert found.shared_uuid == draft.shared_uuid
+
+    def test_a_second_create_with_one_breadcrumb_is_refused(self, adapter: Adapter) -> None:
+        """Where the tracker declares ``unique_breadcrumbs``, the engine may count on it: a create
+        repeated with a breadcrumb a ticket already carries (a retry after a lost answer, a
+        pending link whose lookup failed) is refused, and the first ticket stays the only one."""
+        _require(adapter, "unique_breadcrumbs")
+        draft = self._draft("Created once")
+        first = adapter.create(draft)
+        with pytest.raises(PermanentError):
+            adapter.create(replace(draft, subject="Created twice"))
+        found = adapter.find_by_shared_uuid(draft.shared_uuid)
+        assert found is not None and found.local_id == first.local_id, (
+            "after a refused second create, find_by_shared_uuid must still find the first ticket"
+        )
 
     def test_find_by_unknown_shared_uuid_is_none(self, adapter: Adapter) -> None:
         adapter.create(self._draft("Someone else's ticket"))

@@ -109,6 +109,9 @@ class FakeConfig(AdapterConfig):
     statuses: list[str] | None = Field(default=None, min_length=1)
     page_size: int = Field(default=50, ge=1)
     max_attachment_bytes: int | None = Field(default=None, ge=0)
+    #: Refuse a create whose breadcrumb a ticket already carries, as a tracker with a unique
+    #: index on it does (the local tracker). Off by default: a SaaS tracker accepts the second.
+    unique_breadcrumbs: bool = False
     token: SecretStr | None = None
 
     def to_capabilities(self) -> Capabilities:
@@ -121,6 +124,7 @@ class FakeConfig(AdapterConfig):
             edit_comments=self.edit_comments,
             statuses=tuple(self.statuses) if self.statuses is not None else None,
             max_attachment_bytes=self.max_attachment_bytes,
+            unique_breadcrumbs=self.unique_breadcrumbs,
         )
 
 
@@ -736,6 +740,8 @@ class FakeAdapter(Adapter):
         status = self._accepted_status(draft.status) if draft.status else self._initial_status()
         ignored = self.tracker.personality.ignored_on_create
         with self.tracker._write_step("create"), self.tracker._lock:
+            if draft.shared_uuid is not None and self.capabilities.unique_breadcrumbs:
+                self._refuse_duplicate(draft.shared_uuid)
             ticket = self.tracker._insert_ticket(
                 subject=draft.subject,
                 status=self._initial_status() if "status" in ignored else status,
@@ -748,6 +754,16 @@ class FakeAdapter(Adapter):
             record = ticket.to_record()
         self.tracker._after("create", draft=draft)
         return record
+
+    def _refuse_duplicate(self, shared_uuid: str) -> None:
+        holder = next(
+            (t for t in self.tracker._tickets.values() if t.shared_uuid == shared_uuid), None
+        )
+        if holder is not None:
+            raise PermanentError(
+                f"fake tracker {self.name!r}: ticket {holder.local_id} already carries shared uuid "
+                f"{shared_uuid}; creating another would duplicate it (unique_breadcrumbs: true)"
+            )
 
     def update(self, local_id: str, changes: TicketChanges) -> None:
         self._retrying(lambda: self._update(local_id, changes))

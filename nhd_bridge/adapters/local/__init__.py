@@ -656,6 +656,7 @@ class LocalAdapter(Adapter):
         edit_comments=True,
         statuses=TICKET_STATUSES,
         max_attachment_bytes=DEFAULT_MAX_ATTACHMENT_BYTES,
+        unique_breadcrumbs=True,
     )
 
     def __init__(self, name: str, config: AdapterConfig):
