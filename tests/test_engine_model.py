@@ -20,10 +20,10 @@ journal has a line for every ticket and comment the bridge wrote.
 point; remove an entry when its fix lands and this test then covers it. Nothing else is skipped.
 Profiles: ``ci`` (default, bounded, the same examples every run; ``NHD_MODEL_RANDOM=1`` draws new
 ones) and ``deep`` (``make deep-check``, random), chosen by ``NHD_MODEL_PROFILE``;
-``NHD_MODEL_EXAMPLES`` overrides the count. ``NHD_MODEL_LOST_STORE=1`` adds
-a rule that deletes the state store (the lost-store case of issue 12, which may legitimately
-duplicate today). ``NHD_MODEL_ENABLE=write_faults,...`` lifts named gates, and
-``NHD_MODEL_ALL_FAULTS=1`` lifts them all: the runs that show what is still broken.
+``NHD_MODEL_EXAMPLES`` overrides the count. A rule deletes the state store now and then (the
+lost-store case of issue 12: every copy must be adopted, none made again);
+``NHD_MODEL_LOST_STORE=0`` leaves it out. ``NHD_MODEL_ENABLE=write_faults,...`` lifts named
+gates, and ``NHD_MODEL_ALL_FAULTS=1`` lifts them all: the runs that show what is still broken.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ if os.environ.get("NHD_MODEL_ALL_FAULTS") == "1":
 for _enabled in filter(None, os.environ.get("NHD_MODEL_ENABLE", "").split(",")):
     KNOWN_ENGINE_BUGS.pop(_enabled, None)
 
-LOST_STORE = os.environ.get("NHD_MODEL_LOST_STORE") == "1"
+LOST_STORE = os.environ.get("NHD_MODEL_LOST_STORE", "1") == "1"
 
 TRACKERS = ("A", "B", "C")
 STATUSES = ["open", "pending", "solved", "closed"]
@@ -373,7 +373,7 @@ class BridgeModel(RuleBasedStateMachine):
         if summary.parked:
             event("a run parked a ticket")
 
-    if LOST_STORE:  # a rule only when asked for: a precondition would be retried at every step
+    if LOST_STORE:  # a rule, not a precondition: a precondition would be retried at every step
 
         @rule()
         def state_store_is_lost(self) -> None:
