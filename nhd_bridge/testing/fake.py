@@ -146,7 +146,8 @@ class Personality:
     - ``two_step_comments``: a comment is a message created first and linked to the ticket in a
       second write (Roundup's ``POST msg`` then ``PATCH issue``). A crash or a lost answer
       between the two leaves an unlinked message carrying the breadcrumb
-      (:meth:`FakeTracker.unlinked_comments`).
+      (:meth:`FakeTracker.unlinked_comments`); the fake's adapter then links that message
+      instead of writing another, as the REST adapter does over Roundup.
     - ``reuses_ids``: a new ticket takes the id after the highest one left, so the id of a deleted
       newest ticket is handed out again (Redmine on SQLite).
     - ``offset_pages_by_update``: ``changed_since`` lists tickets ordered by their last change and
@@ -841,15 +842,32 @@ class FakeAdapter(Adapter):
         arguments: dict[str, Any],
     ) -> _StoredComment:
         tracker = self.tracker
-        with tracker._write_step("add_comment: create message"), tracker._lock:
-            message = tracker._new_comment(attachments=self._stored_files(files), **arguments)
-            tracker._unlinked.append((local_id, message))
+        # As the REST adapter does over Roundup (find_comment_by_uuid): a message a crash or a
+        # lost answer left unlinked carries the breadcrumb, and is linked instead of written again.
+        message = self._unlinked_message(local_id, arguments["shared_uuid"])
+        if message is None:
+            with tracker._write_step("add_comment: create message"), tracker._lock:
+                message = tracker._new_comment(attachments=self._stored_files(files), **arguments)
+                tracker._unlinked.append((local_id, message))
         with tracker._write_step("add_comment: link message"), tracker._lock:
             tracker._unlinked.remove((local_id, message))
             ticket = tracker._stored(local_id)
             ticket.comments.append(message)
             tracker._touch(ticket)
         return message
+
+    def _unlinked_message(self, local_id: str, shared_uuid: str | None) -> _StoredComment | None:
+        if shared_uuid is None:
+            return None
+        with self.tracker._lock:
+            return next(
+                (
+                    message
+                    for on, message in self.tracker._unlinked
+                    if on == local_id and message.shared_uuid == shared_uuid
+                ),
+                None,
+            )
 
     def edit_comment(self, local_id: str, comment_local_id: str, body: str) -> None:
         self._retrying(lambda: self._edit_comment(local_id, comment_local_id, body))
