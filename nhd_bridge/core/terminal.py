@@ -57,9 +57,9 @@ def neutralised_output() -> Iterator[None]:
     """Neutralise sys.stdout and sys.stderr until the block ends (nesting is harmless)."""
     saved = sys.stdout, sys.stderr
     if not isinstance(sys.stdout, NeutralisingStream):
-        sys.stdout = NeutralisingStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = NeutralisingStream(sys.stdout)
     if not isinstance(sys.stderr, NeutralisingStream):
-        sys.stderr = NeutralisingStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = NeutralisingStream(sys.stderr)
     try:
         yield
     finally:
@@ -77,7 +77,7 @@ class SafeConsole(Console):
             else:
                 yield Segment(neutralise(segment.text), segment.style, segment.control)
 
-    @property  # type: ignore[override]
+    @property
     def file(self) -> Any:
         stream = Console.file.fget(self)  # type: ignore[attr-defined]
         return getattr(stream, "unneutralised", stream)
