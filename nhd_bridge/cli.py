@@ -797,35 +797,22 @@ def _copy_under(
 
 
 def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> None:
-    sending = {
-        name: agreement
-        for name, agreement in config.bridge.agreements.items()
-        if agreement.sender == instance
-    }
+    """What a run would do with a ticket nothing carries yet: the engine's own verdict (its terms,
+    as negotiated on the wire, and its share filter on the document it builds), per agreement."""
+    sending = [
+        name for name, agreement in config.bridge.agreements.items() if agreement.sender == instance
+    ]
     if not sending:
         click.echo(f"No agreement has {instance} as sender, so its tickets are never shared.")
         return
-    import jmespath
-
     with engine_for(config) as engine:
         record = engine.adapter(instance).get(local_id)
         if record is None:
             click.echo(f"{instance} has no ticket {local_id}.")
             sys.exit(EXIT_PARKED)  # nothing to explain: a script must not read this as success
-        document = {
-            "subject": record.subject,
-            "status": record.status,
-            "tags": record.tags,
-            "custom_fields": record.custom_fields,
-            "id": record.human_id or record.local_id,
-        }
-        for name, agreement in sending.items():
-            if agreement.status != "accepted":
-                click.echo(f"  {name}: agreement is {agreement.status}; nothing is shared")
-            elif agreement.share_filter and not jmespath.search(agreement.share_filter, document):
-                click.echo(f"  {name}: does not match share_filter {agreement.share_filter!r}")
-            else:
-                click.echo(f"  {name}: matches; it will be shared on the next run")
+        for name in sending:
+            verdict = engine.share_verdict(name, record)
+            click.echo(f"  {verdict.agreement}: {verdict.reason}")
 
 
 def _described(agreement: str, items: list[Any]) -> list[dict[str, Any]]:

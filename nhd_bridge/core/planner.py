@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,12 +36,14 @@ __all__ = [
     "Note",
     "PlannedAction",
     "Rules",
+    "ShareVerdict",
     "Side",
     "TicketPlan",
     "body_digest",
     "comment_uuids",
     "plan_ticket",
     "record_written",
+    "share_verdict",
     "without_comments",
 ]
 
@@ -365,6 +368,29 @@ def without_comments(record: TicketRecord, local_ids: set[str]) -> TicketRecord:
     return dataclasses.replace(record, comments=kept)
 
 
+# --- starting to share ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShareVerdict:
+    """Whether a run of an agreement starts sharing a ticket of its sender that it does not carry
+    yet, and the rule that decides it (what ``nhd-bridge explain`` prints)."""
+
+    agreement: str
+    shares: bool
+    reason: str
+
+
+def share_verdict(name: str, agreement: AgreementConfig, matches_filter: bool) -> ShareVerdict:
+    """The verdict for a ticket of ``agreement``'s sender, given whether the engine's share filter
+    matched it: only an accepted agreement shares, and only the tickets its filter lets through."""
+    if agreement.status != "accepted":
+        return ShareVerdict(name, False, f"agreement is {agreement.status}; nothing is shared")
+    if not matches_filter:
+        return ShareVerdict(name, False, f"does not match share_filter {agreement.share_filter!r}")
+    return ShareVerdict(name, True, "matches; it will be shared on the next run")
+
+
 # --- planning -----------------------------------------------------------------------------------
 
 
@@ -417,7 +443,7 @@ def _plan_fields(rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy) -
         receiver.side.instance: rules.state(receiver.record, receiver.side),
     }
     # Without a snapshot (a copy linked by crash recovery) the sender's values are the truth.
-    changed = {
+    changed: dict[str, Callable[[str], bool]] = {
         sender.side.instance: lambda name: (
             sender.snapshot is None
             or sender.snapshot.get(name) != states[sender.side.instance][name]
@@ -680,7 +706,8 @@ def _snapshot_after(rules: Rules, plan: TicketPlan, copy: Copy) -> dict[str, Any
     bodies: dict[str, str | None] = dict(copy.bodies())
     # What we write is confirmed when we next read it back: a tracker may store a body slightly
     # differently from what it was sent (markup, whitespace), and that is not an edit.
-    for write in [*plan.edits, *plan.comments]:
+    written: list[CommentEdit | CommentWrite] = [*plan.edits, *plan.comments]
+    for write in written:
         if write.target == copy.side.instance:
             bodies[write.comment_uuid] = None
     state["comments"] = sorted(bodies)
