@@ -168,13 +168,16 @@ class CommentWrite:
 
 @dataclass
 class CommentEdit:
-    """An edited comment to carry over: the target's own comment id and the new body."""
+    """An edited comment to carry over: the target's own comment id and the new body; with the
+    body it replaces there and the comment's visibility, for ``plan``."""
 
     comment_uuid: str
     source: str
     target: str
     target_comment_id: str
     body: str
+    replaced: str | None = None
+    public: bool | None = None
 
 
 @dataclass
@@ -229,7 +232,11 @@ class PlannedAction:
         if self.kind == "comment":
             return f"add {self.visibility} comment {self.source} → {self.target}"
         if self.kind == "edit":
-            return f"edit comment {(self.comment or '')[:12]} {self.source} → {self.target}"
+            visibility = f", {self.visibility}" if self.visibility else ""
+            return (
+                f"edit comment {(self.comment or '')[:12]} in {self.target} "
+                f"(from {self.source}{visibility}): {self.before!r} → {self.after!r}"
+            )
         return f"{self.kind} {self.action}: {self.reason}"
 
 
@@ -269,14 +276,21 @@ class TicketPlan:
                     "comment",
                     comment.target,
                     comment.source,
-                    visibility="public" if comment.draft.public else "private",
+                    visibility=_visibility(comment.draft.public),
                     comment=comment.comment_uuid,
                 )
             )
         for edit in self.edits:
             actions.append(
                 PlannedAction(
-                    "edit", edit.target, edit.source, after=edit.body, comment=edit.comment_uuid
+                    "edit",
+                    edit.target,
+                    edit.source,
+                    field="body",
+                    before=edit.replaced,
+                    after=edit.body,
+                    visibility=None if edit.public is None else _visibility(edit.public),
+                    comment=edit.comment_uuid,
                 )
             )
         for note in self.notes:
@@ -329,6 +343,10 @@ class TicketPlan:
             and write.after in side.closed_statuses
             for write in self.fields
         )
+
+
+def _visibility(public: bool) -> Literal["public", "private"]:
+    return "public" if public else "private"
 
 
 def comment_uuids(
@@ -679,13 +697,19 @@ def _plan_edit(
             )
         )
         return
+    target_comment_id = target.local_comment_ids()[uuid]
+    replaced = next(
+        (c.body for c in target.record.comments if c.local_id == target_comment_id), None
+    )
     plan.edits.append(
         CommentEdit(
             comment_uuid=uuid,
             source=source.side.instance,
             target=target.side.instance,
-            target_comment_id=target.local_comment_ids()[uuid],
+            target_comment_id=target_comment_id,
             body=_attributed_body(comment, source.side, target.side),
+            replaced=replaced,
+            public=comment.public,
         )
     )
 
