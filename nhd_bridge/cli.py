@@ -816,20 +816,21 @@ def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> Non
 
 
 def _described(agreement: str, items: list[Any]) -> list[dict[str, Any]]:
-    """One entry per ticket with an effect. A dry run plans a ticket changed on both sides in
-    each side's pass, from the same two copies; the first plan is the whole of it."""
-    entries: dict[str, dict[str, Any]] = {}
-    for item in items:
-        if item.shared_uuid in entries or not (item.plan.writes or item.plan.notes):
-            continue
-        actions = item.plan.actions()
-        entries[item.shared_uuid] = {
-            "agreement": agreement,
-            "shared_uuid": item.shared_uuid,
-            "actions": [action.as_dict() for action in actions],
-            "described": [action.describe() for action in actions],
-        }
-    return list(entries.values())
+    """One entry per ticket with an effect, as the planner lays out a dry run's plans."""
+    from nhd_bridge.core.planner import ticket_plans
+
+    entries = []
+    for shared_uuid, plan in ticket_plans((item.shared_uuid, item.plan) for item in items):
+        actions = plan.actions()
+        entries.append(
+            {
+                "agreement": agreement,
+                "shared_uuid": shared_uuid,
+                "actions": [action.as_dict() for action in actions],
+                "described": [action.describe() for action in actions],
+            }
+        )
+    return entries
 
 
 def _redacted(value: Any, key: str = "") -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,6 +44,7 @@ __all__ = [
     "plan_ticket",
     "record_written",
     "share_verdict",
+    "ticket_plans",
     "without_comments",
 ]
 
@@ -343,6 +344,17 @@ class TicketPlan:
             and write.after in side.closed_statuses
             for write in self.fields
         )
+
+
+def ticket_plans(planned: Iterable[tuple[str, TicketPlan]]) -> list[tuple[str, TicketPlan]]:
+    """One plan per shared ticket, from the ``(shared uuid, plan)`` of a dry run, in order; plans
+    with no write and no note are left out. A dry run plans a ticket changed on both sides in each
+    side's pass, from the same two copies, so the first plan of a ticket is the whole of it."""
+    plans: dict[str, TicketPlan] = {}
+    for shared_uuid, plan in planned:
+        if shared_uuid not in plans and (plan.writes or plan.notes):
+            plans[shared_uuid] = plan
+    return list(plans.items())
 
 
 def _visibility(public: bool) -> Literal["public", "private"]:
