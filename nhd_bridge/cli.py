@@ -155,6 +155,8 @@ def main(ctx: click.Context, config_path: Path, log_level: str | None, log_forma
 
 
 def load(ctx: click.Context) -> LoadedConfig:
+    """The configuration the command line was given (``-c``); a broken one is one line, exit 2.
+    Commands of plugins use it too."""
     from nhd_bridge.core.config import ConfigError
     from nhd_bridge.core.config import load_config as _load_config
 
@@ -673,6 +675,7 @@ def _agreements(config: LoadedConfig, names: tuple[str, ...]) -> list[str]:
 
 
 def require_instance(config: LoadedConfig, name: str) -> None:
+    """Refuse (exit 2, naming the instances there are) an instance the configuration lacks."""
     if name not in config.bridge.instances:
         raise UsageFailure(
             f"unknown instance {name!r}; instances in {config.file}: "

@@ -16,6 +16,7 @@ refuses (unknown ticket, unknown status, file over the limit) exits with code 2 
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -506,8 +507,6 @@ def register_commands(cli: click.Group) -> None:
     """Add ``local`` to the ``nhd-bridge`` group, with ``--instance NAME`` to pick a configured
     local instance instead of ``--db``. A copy of the group gets the option, so that
     :data:`local_group` stays as it is however often the main CLI is built."""
-    import copy
-
     mounted = copy.copy(local_group)
     mounted.params = [_INSTANCE_OPTION, *local_group.params]
     cli.add_command(mounted, name="local")
