@@ -706,7 +706,7 @@ def _print_summaries(summaries: list[RunSummary]) -> None:
             f"parked {summary.parked}"
         )
     _print(table, lines)
-    # An adapter's error may quote a URL with its key; the adapters registered their secrets.
+    # A tracker's error may quote a URL with its key; each adapter registered its secrets.
     from nhd_bridge.core.redaction import redact
 
     for summary in summaries:
