@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from nhd_bridge.cli_agreements import make_agreements_group
-
-# Everything else is imported where it is used: `nhd-bridge --help` must not pay for SQLAlchemy,
-# httpx, rich or the adapters (tests/test_cli_operators.py holds it to that).
+# Everything else is imported where it is used: importing this module must not pay for SQLAlchemy,
+# httpx, rich or any tracker's code (tests/test_cli_operators.py holds it to that). Commands of
+# plugins (`local` and `agreements`, from the local and NHD plugins, among them) join through the
+# nhd_register_commands hook, loaded only when a command not built in is asked for or listed.
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -78,7 +78,15 @@ class UsageFailure(click.ClickException):
 
 
 class _Commands(click.Group):
-    """Every command: a state store that cannot be opened is one line and exit 2."""
+    """The built-in commands, and those plugins add through ``nhd_register_commands``. Every
+    command: a state store that cannot be opened is one line and exit 2."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        # A built-in command needs no plugin loaded, and no plugin can take its name.
+        return self.commands.get(cmd_name) or _plugin_commands(ctx).get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_plugin_commands(ctx)})
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -90,6 +98,23 @@ class _Commands(click.Group):
             if isinstance(error, StateStoreError):
                 raise UsageFailure(str(error)) from None
             raise
+
+
+def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
+    """The commands installed plugins add (entry points, group ``nhd_bridge``), gathered once per
+    invocation: loading plugins imports every tracker's code, which only these commands pay for."""
+    root = ctx.find_root()
+    found: dict[str, click.Command] | None = root.meta.get(_PLUGIN_COMMANDS_KEY)
+    if found is None:
+        from nhd_bridge.core.plugins import Plugins
+
+        collected = click.Group(name=root.info_name)
+        Plugins().register_commands(collected)
+        found = root.meta[_PLUGIN_COMMANDS_KEY] = dict(collected.commands)
+    return found
+
+
+_PLUGIN_COMMANDS_KEY = "nhd_bridge.plugin_commands"
 
 
 @click.group(cls=_Commands)
@@ -130,6 +155,8 @@ def main(ctx: click.Context, config_path: Path, log_level: str | None, log_forma
 
 
 def load(ctx: click.Context) -> LoadedConfig:
+    """The configuration the command line was given (``-c``); a broken one is one line, exit 2.
+    Commands of plugins use it too."""
     from nhd_bridge.core.config import ConfigError
     from nhd_bridge.core.config import load_config as _load_config
 
@@ -255,7 +282,7 @@ def check(ctx: click.Context, instances: tuple[str, ...]) -> None:
     failed = False
     with engine_for(config) as engine:
         for name in instances or tuple(config.bridge.instances):
-            _require_instance(config, name)
+            require_instance(config, name)
             try:
                 results = engine.adapter(name).check()
             except AdapterError as error:
@@ -486,7 +513,7 @@ def unshare(ctx: click.Context, ticket: str, agreement: str) -> None:
     _agreements(config, (agreement,))
     if ":" in ticket:
         instance, local_id = ticket.split(":", 1)
-        _require_instance(config, instance)
+        require_instance(config, instance)
     with engine_for(config) as engine:
         if ":" not in ticket:
             instance, local_id = _copy_under(config, engine.store, agreement, ticket)
@@ -508,7 +535,7 @@ def reset_cursor(ctx: click.Context, instance: str, names: tuple[str, ...]) -> N
     from nhd_bridge.core.state import StateStore
 
     config = load(ctx)
-    _require_instance(config, instance)
+    require_instance(config, instance)
     selected = [
         name
         for name in _agreements(config, names)
@@ -647,7 +674,8 @@ def _agreements(config: LoadedConfig, names: tuple[str, ...]) -> list[str]:
     return list(names or known)
 
 
-def _require_instance(config: LoadedConfig, name: str) -> None:
+def require_instance(config: LoadedConfig, name: str) -> None:
+    """Refuse (exit 2, naming the instances there are) an instance the configuration lacks."""
     if name not in config.bridge.instances:
         raise UsageFailure(
             f"unknown instance {name!r}; instances in {config.file}: "
@@ -678,7 +706,7 @@ def _print_summaries(summaries: list[RunSummary]) -> None:
             f"parked {summary.parked}"
         )
     _print(table, lines)
-    # An adapter's error may quote a URL with its key; the adapters registered their secrets.
+    # A tracker's error may quote a URL with its key; each adapter registered its secrets.
     from nhd_bridge.core.redaction import redact
 
     for summary in summaries:
@@ -708,7 +736,7 @@ def _explain(config: LoadedConfig, store: StateStore, ticket: str) -> None:
     read = store.read()
     if ":" in ticket:
         instance, local_id = ticket.split(":", 1)
-        _require_instance(config, instance)
+        require_instance(config, instance)
         link = read.link_for_local(instance, local_id)
         if link is None:
             click.echo(f"{instance}:{local_id} is not shared with anyone.")
@@ -772,52 +800,40 @@ def _copy_under(
 
 
 def _explain_unshared(config: LoadedConfig, instance: str, local_id: str) -> None:
-    sending = {
-        name: agreement
-        for name, agreement in config.bridge.agreements.items()
-        if agreement.sender == instance
-    }
+    """What a run would do with a ticket nothing carries yet: the engine's own verdict (its terms,
+    as negotiated on the wire, and its share filter on the document it builds), per agreement."""
+    sending = [
+        name for name, agreement in config.bridge.agreements.items() if agreement.sender == instance
+    ]
     if not sending:
         click.echo(f"No agreement has {instance} as sender, so its tickets are never shared.")
         return
-    import jmespath
-
     with engine_for(config) as engine:
         record = engine.adapter(instance).get(local_id)
         if record is None:
             click.echo(f"{instance} has no ticket {local_id}.")
             sys.exit(EXIT_PARKED)  # nothing to explain: a script must not read this as success
-        document = {
-            "subject": record.subject,
-            "status": record.status,
-            "tags": record.tags,
-            "custom_fields": record.custom_fields,
-            "id": record.human_id or record.local_id,
-        }
-        for name, agreement in sending.items():
-            if agreement.status != "accepted":
-                click.echo(f"  {name}: agreement is {agreement.status}; nothing is shared")
-            elif agreement.share_filter and not jmespath.search(agreement.share_filter, document):
-                click.echo(f"  {name}: does not match share_filter {agreement.share_filter!r}")
-            else:
-                click.echo(f"  {name}: matches; it will be shared on the next run")
+        for name in sending:
+            verdict = engine.share_verdict(name, record)
+            click.echo(f"  {verdict.agreement}: {verdict.reason}")
 
 
 def _described(agreement: str, items: list[Any]) -> list[dict[str, Any]]:
-    """One entry per ticket with an effect. A dry run plans a ticket changed on both sides in
-    each side's pass, from the same two copies; the first plan is the whole of it."""
-    entries: dict[str, dict[str, Any]] = {}
-    for item in items:
-        if item.shared_uuid in entries or not (item.plan.writes or item.plan.notes):
-            continue
-        actions = item.plan.actions()
-        entries[item.shared_uuid] = {
-            "agreement": agreement,
-            "shared_uuid": item.shared_uuid,
-            "actions": [action.as_dict() for action in actions],
-            "described": [action.describe() for action in actions],
-        }
-    return list(entries.values())
+    """One entry per ticket with an effect, as the planner lays out a dry run's plans."""
+    from nhd_bridge.core.planner import ticket_plans
+
+    entries = []
+    for shared_uuid, plan in ticket_plans((item.shared_uuid, item.plan) for item in items):
+        actions = plan.actions()
+        entries.append(
+            {
+                "agreement": agreement,
+                "shared_uuid": shared_uuid,
+                "actions": [action.as_dict() for action in actions],
+                "described": [action.describe() for action in actions],
+            }
+        )
+    return entries
 
 
 def _redacted(value: Any, key: str = "") -> Any:
@@ -847,43 +863,6 @@ def _print(table: Table, plain: list[str]) -> None:
     else:
         for line in plain:
             click.echo(line)
-
-
-def _mount_local_group() -> None:
-    """The embedded tracker's own commands, picking the tracker by instance name or --db."""
-    try:
-        from nhd_bridge.adapters.local.cli import TRACKER_CONFIG_KEY, local_group
-    except ImportError:  # pragma: no cover - the local adapter ships with the package
-        return
-
-    def pick_instance(ctx: click.Context, _param: click.Parameter, name: str | None) -> None:
-        if name is None:
-            return
-        config = load(ctx)
-        _require_instance(config, name)
-        if config.bridge.instances[name].kind != "local":
-            raise UsageFailure(
-                f"instance {name!r} is a {config.bridge.instances[name].kind!r} instance; "
-                "`nhd-bridge local` works on instances of kind local"
-            )
-        ctx.meta[TRACKER_CONFIG_KEY] = config.adapter_configs[name]
-
-    local_group.params.insert(
-        0,
-        click.Option(
-            ["--instance"],
-            metavar="NAME",
-            callback=pick_instance,
-            expose_value=False,
-            is_eager=True,
-            help="A local instance of the configuration (instead of --db).",
-        ),
-    )
-    main.add_command(local_group, name="local")
-
-
-_mount_local_group()
-main.add_command(make_agreements_group(load), name="agreements")
 
 
 def run() -> None:  # pragma: no cover - console entry point

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
 from nhd_bridge import CommentDraft, Direction, RunSummary
@@ -48,6 +49,7 @@ def parameters(hook: Callable[..., Any]) -> list[str]:
 # What each hook is called with when its example is run; values like the engine's.
 SAMPLE_CALLS: dict[str, Callable[[Plugins], Any]] = {
     "nhd_register_adapters": lambda plugins: plugins.adapters(),
+    "nhd_register_commands": lambda plugins: plugins.register_commands(click.Group()),
     "nhd_transform_ticket": lambda plugins: plugins.transform_ticket(
         Direction("ab", "A", "B", "outbound"),
         {"subject": "Printer on fire", "status": "open", "tags": ["vip"], "custom_fields": None},
@@ -124,3 +126,16 @@ def test_register_adapters_example_registers_an_adapter():
     plugins.register(module)
 
     assert plugins.adapters(), "the example registers no adapter"
+
+
+def test_register_commands_example_adds_a_command():
+    [code] = [m["code"] for m in PYTHON_BLOCK.finditer(sections()["nhd_register_commands"][1])]
+    module = types.ModuleType("plugin_hooks_example_commands")
+    exec(code, module.__dict__)
+    plugins = Plugins(load_entry_points=False)
+    plugins.register(module)
+    cli = click.Group()
+
+    plugins.register_commands(cli)
+
+    assert list(cli.commands) == ["instances"]

@@ -91,3 +91,55 @@ def test_a_comment_edit_is_planned(cli):
     assert (edit["kind"], edit["source"], edit["target"]) == ("edit", "A", "B")
     assert edit["to"] == "The typo, fixed"
     assert "  - edit comment " in cli("plan").stdout
+
+
+def test_a_comment_edit_is_structured_as_the_other_actions(cli):
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    origin = a.create_ticket("Edits", comments=["Teh typo"])
+    a.add_comment(origin, "Agents only: call back", public=False)
+    assert cli("sync").exit_code == 0
+    [copy] = b.tickets()
+    _, private = b.ticket(copy.local_id).comments
+    b.edit_comment(copy.local_id, private.local_id, "Agents only: call back at 5")
+
+    [entry] = json.loads(cli("plan", "--json").stdout)
+    text = cli("plan").stdout
+
+    [edit] = entry["actions"]
+    assert {key: edit[key] for key in ("kind", "target", "source", "field")} == {
+        "kind": "edit",
+        "target": "A",
+        "source": "B",
+        "field": "body",
+    }
+    assert (edit["from"], edit["to"]) == ("Agents only: call back", "Agents only: call back at 5")
+    assert edit["visibility"] == "private"
+    assert (
+        "in A (from B, private): 'Agents only: call back' → 'Agents only: call back at 5'" in text
+    )
+
+
+def test_plan_lists_every_comment_edit_that_sync_then_writes(cli):
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    origin = a.create_ticket("Edits", comments=["From A"])
+    assert cli("sync").exit_code == 0
+    [copy] = b.tickets()
+    b.add_comment(copy.local_id, "From B")
+    assert cli("sync").exit_code == 0
+    from_a, _ = a.ticket(origin).comments
+    _, from_b = b.ticket(copy.local_id).comments
+    a.edit_comment(origin, from_a.local_id, "From A, edited on A")
+    b.edit_comment(copy.local_id, from_b.local_id, "From B, edited on B")
+    a.set_subject(origin, "Edits, both ways")
+
+    [entry] = json.loads(cli("plan", "--json").stdout)
+    planned = sorted(
+        (action["source"], action["target"], action["to"])
+        for action in entry["actions"]
+        if action["kind"] == "edit"
+    )
+    assert cli("sync").exit_code == 0
+
+    assert planned == [("A", "B", "From A, edited on A"), ("B", "A", "From B, edited on B")]
+    assert [c.body for c in a.ticket(origin).comments] == [p[2] for p in sorted(planned)]
+    assert [c.body for c in b.ticket(copy.local_id).comments] == [p[2] for p in sorted(planned)]

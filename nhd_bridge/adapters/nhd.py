@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -73,10 +73,14 @@ from nhd_bridge.core.protocol.sender import (
 )
 from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore, WireTicket
 
+if TYPE_CHECKING:
+    import click
+
 __all__ = [
     "NhdAdapter",
     "NhdConfig",
     "nhd_register_adapters",
+    "nhd_register_commands",
     "policy_for",
     "scoped_uuid",
     "sender_for",
@@ -624,6 +628,14 @@ class NhdAdapter(Adapter):
 def nhd_register_adapters(register: Callable[[str, type[Adapter]], None]) -> None:
     """Register ``kind: nhd``, exactly as a third-party plugin registers its adapter."""
     register("nhd", NhdAdapter)
+
+
+@hookimpl
+def nhd_register_commands(cli: click.Group) -> None:
+    """``nhd-bridge agreements``: invite, accept, decline and deactivate NHD agreements."""
+    from nhd_bridge.adapters.nhd_cli import register_commands
+
+    register_commands(cli)
 
 
 # --- mapping ------------------------------------------------------------------------------------

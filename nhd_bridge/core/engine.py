@@ -40,9 +40,11 @@ from nhd_bridge.core.model import nhd_uuid
 from nhd_bridge.core.planner import (
     Copy,
     Rules,
+    ShareVerdict,
     Side,
     comment_uuids,
     plan_ticket,
+    share_verdict,
     without_comments,
 )
 from nhd_bridge.core.run import RunSummary
@@ -220,6 +222,13 @@ class SyncEngine:
     def plan(self, agreement: str) -> tuple[RunSummary, list[WorkItem]]:
         """What the next run would write; nothing is written anywhere."""
         return self._run(agreement, dry_run=True)
+
+    def share_verdict(self, agreement: str, record: TicketRecord) -> ShareVerdict:
+        """Whether a run of ``agreement`` would start sharing ``record`` (a ticket of its sender
+        not shared yet), and why: the terms and share filter exactly as a run applies them."""
+        terms = self._effective_agreement(agreement)
+        matched = _matches(_compiled_filter(terms.share_filter), record)
+        return share_verdict(agreement, terms, matched)
 
     def request_stop(self) -> None:
         """Finish the ticket being written, then stop; the cursor stays where it is, so the next

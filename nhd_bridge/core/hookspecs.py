@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from nhd_bridge.core.adapter import Adapter, CommentDraft
     from nhd_bridge.core.run import Direction, RunSummary
 
@@ -26,6 +28,16 @@ def nhd_register_adapters(register: Callable[[str, type[Adapter]], None]) -> Non
     """Register adapter classes: call ``register("kind", AdapterClass)`` once per adapter.
 
     ``kind`` is what users write as ``kind:`` of an instance in the YAML.
+    """
+
+
+@hookspec
+def nhd_register_commands(cli: click.Group) -> None:
+    """Add commands to ``nhd-bridge``: ``cli.add_command(group)``, or ``@cli.command()``.
+
+    Called when the command line first needs a command it does not have built in (``--help``
+    listing them, or a command name it does not know). A built-in command keeps its name: a plugin
+    command of the same name is never reached.
     """
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,12 +36,15 @@ __all__ = [
     "Note",
     "PlannedAction",
     "Rules",
+    "ShareVerdict",
     "Side",
     "TicketPlan",
     "body_digest",
     "comment_uuids",
     "plan_ticket",
     "record_written",
+    "share_verdict",
+    "ticket_plans",
     "without_comments",
 ]
 
@@ -165,13 +169,16 @@ class CommentWrite:
 
 @dataclass
 class CommentEdit:
-    """An edited comment to carry over: the target's own comment id and the new body."""
+    """An edited comment to carry over: the target's own comment id and the new body; with the
+    body it replaces there and the comment's visibility, for ``plan``."""
 
     comment_uuid: str
     source: str
     target: str
     target_comment_id: str
     body: str
+    replaced: str | None = None
+    public: bool | None = None
 
 
 @dataclass
@@ -226,7 +233,11 @@ class PlannedAction:
         if self.kind == "comment":
             return f"add {self.visibility} comment {self.source} → {self.target}"
         if self.kind == "edit":
-            return f"edit comment {(self.comment or '')[:12]} {self.source} → {self.target}"
+            visibility = f", {self.visibility}" if self.visibility else ""
+            return (
+                f"edit comment {(self.comment or '')[:12]} in {self.target} "
+                f"(from {self.source}{visibility}): {self.before!r} → {self.after!r}"
+            )
         return f"{self.kind} {self.action}: {self.reason}"
 
 
@@ -266,14 +277,21 @@ class TicketPlan:
                     "comment",
                     comment.target,
                     comment.source,
-                    visibility="public" if comment.draft.public else "private",
+                    visibility=_visibility(comment.draft.public),
                     comment=comment.comment_uuid,
                 )
             )
         for edit in self.edits:
             actions.append(
                 PlannedAction(
-                    "edit", edit.target, edit.source, after=edit.body, comment=edit.comment_uuid
+                    "edit",
+                    edit.target,
+                    edit.source,
+                    field="body",
+                    before=edit.replaced,
+                    after=edit.body,
+                    visibility=None if edit.public is None else _visibility(edit.public),
+                    comment=edit.comment_uuid,
                 )
             )
         for note in self.notes:
@@ -328,6 +346,21 @@ class TicketPlan:
         )
 
 
+def ticket_plans(planned: Iterable[tuple[str, TicketPlan]]) -> list[tuple[str, TicketPlan]]:
+    """One plan per shared ticket, from the ``(shared uuid, plan)`` of a dry run, in order; plans
+    with no write and no note are left out. A dry run plans a ticket changed on both sides in each
+    side's pass, from the same two copies, so the first plan of a ticket is the whole of it."""
+    plans: dict[str, TicketPlan] = {}
+    for shared_uuid, plan in planned:
+        if shared_uuid not in plans and (plan.writes or plan.notes):
+            plans[shared_uuid] = plan
+    return list(plans.items())
+
+
+def _visibility(public: bool) -> Literal["public", "private"]:
+    return "public" if public else "private"
+
+
 def comment_uuids(
     record: TicketRecord, side: Side, links: dict[str, str | None]
 ) -> tuple[dict[str, str], list[tuple[str, str]], list[tuple[str, str]]]:
@@ -363,6 +396,29 @@ def without_comments(record: TicketRecord, local_ids: set[str]) -> TicketRecord:
         return record
     kept = [comment for comment in record.comments if comment.local_id not in local_ids]
     return dataclasses.replace(record, comments=kept)
+
+
+# --- starting to share ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShareVerdict:
+    """Whether a run of an agreement starts sharing a ticket of its sender that it does not carry
+    yet, and the rule that decides it (what ``nhd-bridge explain`` prints)."""
+
+    agreement: str
+    shares: bool
+    reason: str
+
+
+def share_verdict(name: str, agreement: AgreementConfig, matches_filter: bool) -> ShareVerdict:
+    """The verdict for a ticket of ``agreement``'s sender, given whether the engine's share filter
+    matched it: only an accepted agreement shares, and only the tickets its filter lets through."""
+    if agreement.status != "accepted":
+        return ShareVerdict(name, False, f"agreement is {agreement.status}; nothing is shared")
+    if not matches_filter:
+        return ShareVerdict(name, False, f"does not match share_filter {agreement.share_filter!r}")
+    return ShareVerdict(name, True, "matches; it will be shared on the next run")
 
 
 # --- planning -----------------------------------------------------------------------------------
@@ -417,7 +473,7 @@ def _plan_fields(rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy) -
         receiver.side.instance: rules.state(receiver.record, receiver.side),
     }
     # Without a snapshot (a copy linked by crash recovery) the sender's values are the truth.
-    changed = {
+    changed: dict[str, Callable[[str], bool]] = {
         sender.side.instance: lambda name: (
             sender.snapshot is None
             or sender.snapshot.get(name) != states[sender.side.instance][name]
@@ -653,13 +709,19 @@ def _plan_edit(
             )
         )
         return
+    target_comment_id = target.local_comment_ids()[uuid]
+    replaced = next(
+        (c.body for c in target.record.comments if c.local_id == target_comment_id), None
+    )
     plan.edits.append(
         CommentEdit(
             comment_uuid=uuid,
             source=source.side.instance,
             target=target.side.instance,
-            target_comment_id=target.local_comment_ids()[uuid],
+            target_comment_id=target_comment_id,
             body=_attributed_body(comment, source.side, target.side),
+            replaced=replaced,
+            public=comment.public,
         )
     )
 
@@ -680,7 +742,8 @@ def _snapshot_after(rules: Rules, plan: TicketPlan, copy: Copy) -> dict[str, Any
     bodies: dict[str, str | None] = dict(copy.bodies())
     # What we write is confirmed when we next read it back: a tracker may store a body slightly
     # differently from what it was sent (markup, whitespace), and that is not an edit.
-    for write in [*plan.edits, *plan.comments]:
+    written: list[CommentEdit | CommentWrite] = [*plan.edits, *plan.comments]
+    for write in written:
         if write.target == copy.side.instance:
             bodies[write.comment_uuid] = None
     state["comments"] = sorted(bodies)

@@ -15,13 +15,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from nhd_bridge.core import hookspecs
 from nhd_bridge.core.adapter import Adapter, CommentDraft
 from nhd_bridge.core.run import Direction, RunSummary
+
+if TYPE_CHECKING:
+    import click
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginError", "Plugins", "UnavailablePlugin"]
 
@@ -144,6 +147,10 @@ class Plugins:
                 )
             raise PluginError(f"unknown adapter kind {kind!r}; known kinds: {known}")
         return adapters[kind]
+
+    def register_commands(self, cli: click.Group) -> None:
+        """Let every plugin add its commands to ``cli`` (the ``nhd-bridge`` group)."""
+        self._pm.hook.nhd_register_commands(cli=cli)
 
     def transform_ticket(self, direction: Direction, fields: dict[str, Any]) -> None:
         self._pm.hook.nhd_transform_ticket(direction=direction, fields=fields)

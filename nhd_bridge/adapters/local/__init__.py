@@ -42,7 +42,7 @@ from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PureWindowsPath
-from typing import Any, BinaryIO, Self, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, Self, overload
 
 from pydantic import Field, field_validator
 
@@ -66,6 +66,9 @@ from nhd_bridge.core.adapter import (
 from nhd_bridge.core.hookspecs import hookimpl
 from nhd_bridge.core.model import TICKET_STATUSES, Actor, nhd_uuid, parse_timestamp
 
+if TYPE_CHECKING:
+    import click
+
 __all__ = [
     "DEFAULT_MAX_ATTACHMENT_BYTES",
     "LocalAdapter",
@@ -76,6 +79,7 @@ __all__ = [
     "UnknownTicket",
     "local_person",
     "nhd_register_adapters",
+    "nhd_register_commands",
 ]
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
@@ -784,6 +788,14 @@ class LocalAdapter(Adapter):
 def nhd_register_adapters(register: Callable[[str, type[Adapter]], None]) -> None:
     """Register ``kind: local``, exactly as a third-party plugin registers its adapter."""
     register("local", LocalAdapter)
+
+
+@hookimpl
+def nhd_register_commands(cli: click.Group) -> None:
+    """``nhd-bridge local``: use a local tracker by hand (tickets, comments, statuses...)."""
+    from nhd_bridge.adapters.local.cli import register_commands
+
+    register_commands(cli)
 
 
 # --- storage helpers ----------------------------------------------------------------------------

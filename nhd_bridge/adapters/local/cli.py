@@ -4,9 +4,11 @@ With it you play the other side of a bridge: create a ticket, comment (publicly 
 anyone, with files), change its status, tags and fields, and watch the bridge carry it across.
 Safe to use while a bridge runs on the same file (see :mod:`nhd_bridge.adapters.local`).
 
-The group is importable as :data:`local_group`, to be mounted in the main CLI. It finds its tracker
-with ``--db PATH`` (or ``$NHD_LOCAL_DB``); a parent command can instead put a :class:`LocalConfig`
-(the configured instance, with its status vocabulary) in ``ctx.meta[TRACKER_CONFIG_KEY]``.
+The group is importable as :data:`local_group`; the local adapter's plugin adds it to ``nhd-bridge``
+through the ``nhd_register_commands`` hook (:func:`register_commands`), with ``--instance NAME``.
+It finds its tracker with ``--db PATH`` (or ``$NHD_LOCAL_DB``); a parent command can instead put a
+:class:`LocalConfig` (the configured instance, with its status vocabulary) in
+``ctx.meta[TRACKER_CONFIG_KEY]``, which is what ``--instance`` does.
 
 On a terminal the output is rich tables and panels; piped, it is plain lines. A request the tracker
 refuses (unknown ticket, unknown status, file over the limit) exits with code 2 and one line.
@@ -14,6 +16,7 @@ refuses (unknown ticket, unknown status, file over the limit) exits with code 2 
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -35,14 +38,21 @@ from nhd_bridge.adapters.local import (
 from nhd_bridge.core.adapter import AdapterError, CommentRecord, TicketRecord
 from nhd_bridge.core.model import Actor
 
-# rich is imported where output is drawn: mounting this group (every `nhd-bridge` command,
-# --help included, does) must not pay for it.
+# rich is imported where output is drawn: mounting this group (`nhd-bridge --help` does) must not
+# pay for it.
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.panel import Panel
     from rich.table import Table
 
-__all__ = ["DB_ENVVAR", "TRACKER_CONFIG_KEY", "Refused", "local_group", "open_tracker"]
+__all__ = [
+    "DB_ENVVAR",
+    "TRACKER_CONFIG_KEY",
+    "Refused",
+    "local_group",
+    "open_tracker",
+    "register_commands",
+]
 
 DB_ENVVAR = "NHD_LOCAL_DB"
 TRACKER_CONFIG_KEY = "nhd_bridge.local.config"
@@ -488,3 +498,41 @@ def _comment_panel(comment: CommentRecord) -> Panel:
         title_align="left",
         border_style=style,
     )
+
+
+# --- in the main command line -------------------------------------------------------------------
+
+
+def register_commands(cli: click.Group) -> None:
+    """Add ``local`` to the ``nhd-bridge`` group, with ``--instance NAME`` to pick a configured
+    local instance instead of ``--db``. A copy of the group gets the option, so that
+    :data:`local_group` stays as it is however often the main CLI is built."""
+    mounted = copy.copy(local_group)
+    mounted.params = [_INSTANCE_OPTION, *local_group.params]
+    cli.add_command(mounted, name="local")
+
+
+def _pick_instance(ctx: click.Context, _param: click.Parameter, name: str | None) -> None:
+    if name is None:
+        return
+    from nhd_bridge.cli import UsageFailure, load, require_instance
+
+    config = load(ctx)
+    require_instance(config, name)
+    kind = config.bridge.instances[name].kind
+    if kind != "local":
+        raise UsageFailure(
+            f"instance {name!r} is a {kind!r} instance; "
+            "`nhd-bridge local` works on instances of kind local"
+        )
+    ctx.meta[TRACKER_CONFIG_KEY] = config.adapter_configs[name]
+
+
+_INSTANCE_OPTION = click.Option(
+    ["--instance"],
+    metavar="NAME",
+    callback=_pick_instance,
+    expose_value=False,
+    is_eager=True,
+    help="A local instance of the configuration (instead of --db).",
+)

@@ -1,5 +1,9 @@
 """``nhd-bridge agreements``: agreements with native NHD partners (``kind: nhd`` instances).
 
+It lives next to the NHD adapter, whose configuration and sender it drives, and joins the command
+line through the ``nhd_register_commands`` hook of that adapter's plugin, as any plugin's command
+would (core knows nothing of it; the protocol code in core knows no click).
+
 Every change is told to the partner first and kept locally only once the partner took it, as RT
 does (nhd-spec.md §6.3 [REC]): an invite is stored, POSTed, and removed again if the POST fails;
 an accept, decline or deactivation is checked against the §1.4 rules, PUT to the partner, then
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 # The protocol, the store and httpx are imported where they are used, so that building this
-# group (which every `nhd-bridge` command does, --help included) costs nothing.
+# group (which `nhd-bridge --help` does) costs nothing.
 if TYPE_CHECKING:
     import httpx
 
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
     from nhd_bridge.core.protocol.sender import NHDSender, Resolver, SendResult
     from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore
 
-__all__ = ["make_agreements_group"]
+__all__ = ["make_agreements_group", "register_commands"]
 
 EXIT_UNREACHABLE, EXIT_USAGE = 1, 2
 
@@ -53,6 +57,13 @@ class PartnerFailure(click.ClickException):
         from nhd_bridge.core.terminal import neutralise
 
         click.echo(neutralise(f"error: {self.message}"), err=True)
+
+
+def register_commands(cli: click.Group) -> None:
+    """Add ``agreements`` to ``nhd-bridge``: the NHD plugin's ``nhd_register_commands``."""
+    from nhd_bridge.cli import load
+
+    cli.add_command(make_agreements_group(load), name="agreements")
 
 
 def make_agreements_group(
