@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from nhd_bridge.core.adapter import (
 )
 from nhd_bridge.core.config import AgreementConfig
 from nhd_bridge.core.model import nhd_uuid
+from nhd_bridge.core.run import Direction
 
 __all__ = [
     "CommentEdit",
@@ -45,6 +47,9 @@ __all__ = [
 ]
 
 Role = Literal["sender", "receiver"]
+# The way a change travels: ``outbound`` from the sender to the receiver, ``inbound`` back. The one
+# spelling of direction: hooks get it in a :class:`Direction`, status maps are keyed by it.
+Way = Literal["outbound", "inbound"]
 CUSTOM = "cf:"
 
 
@@ -59,7 +64,8 @@ class Side:
     closed_statuses: frozenset[str] = frozenset({"solved", "closed"})
 
     @property
-    def way_from_here(self) -> str:
+    def way(self) -> Way:
+        """The way a change read on this side travels."""
         return "outbound" if self.role == "sender" else "inbound"
 
 
@@ -77,6 +83,10 @@ class Rules:
     def side(self, instance: str) -> Side:
         """The side this instance is on in this agreement."""
         return self.sender if instance == self.sender.instance else self.receiver
+
+    def direction(self, agreement_name: str, source: Side) -> Direction:
+        """The way a change read on ``source`` travels, as hooks are told it."""
+        return Direction(agreement_name, source.instance, self.other(source).instance, source.way)
 
     @property
     def field_names(self) -> list[str]:
@@ -96,7 +106,7 @@ class Rules:
 
     def status_table(self, source: Side) -> dict[str, str] | None:
         maps = self.agreement.status_map
-        return maps.outbound if source.role == "sender" else maps.inbound
+        return maps.outbound if source.way == "outbound" else maps.inbound
 
     def state(self, record: TicketRecord, side: Side) -> dict[str, Any]:
         """The comparable state of a copy: whitespace, order and empty values do not count."""
@@ -417,7 +427,7 @@ def _plan_fields(rules: Rules, plan: TicketPlan, sender: Copy, receiver: Copy) -
         receiver.side.instance: rules.state(receiver.record, receiver.side),
     }
     # Without a snapshot (a copy linked by crash recovery) the sender's values are the truth.
-    changed = {
+    changed: dict[str, Callable[[str], bool]] = {
         sender.side.instance: lambda name: (
             sender.snapshot is None
             or sender.snapshot.get(name) != states[sender.side.instance][name]
@@ -553,7 +563,7 @@ def _unmappable_note(rules: Rules, name: str, value: Any, source: Side, target: 
         "skipped",
         f"{name} {value!r} of {source.instance} cannot be mapped to {target.instance}; "
         f"{target.instance} keeps its value. Add {value!r} to the agreement's "
-        f"status_map.{source.way_from_here}",
+        f"status_map.{source.way}",
         source=source.instance,
         target=target.instance,
         field=name,
@@ -680,7 +690,8 @@ def _snapshot_after(rules: Rules, plan: TicketPlan, copy: Copy) -> dict[str, Any
     bodies: dict[str, str | None] = dict(copy.bodies())
     # What we write is confirmed when we next read it back: a tracker may store a body slightly
     # differently from what it was sent (markup, whitespace), and that is not an edit.
-    for write in [*plan.edits, *plan.comments]:
+    written: list[CommentEdit | CommentWrite] = [*plan.edits, *plan.comments]
+    for write in written:
         if write.target == copy.side.instance:
             bodies[write.comment_uuid] = None
     state["comments"] = sorted(bodies)
