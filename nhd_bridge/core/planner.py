@@ -28,7 +28,7 @@ from nhd_bridge.core.adapter import (
 )
 from nhd_bridge.core.config import AgreementConfig
 from nhd_bridge.core.model import nhd_uuid
-from nhd_bridge.core.run import Direction
+from nhd_bridge.core.run import Direction, Way
 
 __all__ = [
     "CommentEdit",
@@ -47,9 +47,6 @@ __all__ = [
 ]
 
 Role = Literal["sender", "receiver"]
-# The way a change travels: ``outbound`` from the sender to the receiver, ``inbound`` back. The one
-# spelling of direction: hooks get it in a :class:`Direction`, status maps are keyed by it.
-Way = Literal["outbound", "inbound"]
 CUSTOM = "cf:"
 
 
