@@ -32,7 +32,8 @@ __all__ = [
     "unexpected",
 ]
 
-log = logging.getLogger(__name__)
+# The engine's parts log as the engine: operators' log filters and alerts name that logger.
+log = logging.getLogger("nhd_bridge.core.engine")
 
 # First retry of a parked ticket; it doubles with each failure up to an hour. Short, because the
 # usual cause is a partner restarting or a dropped connection, and the ticket waits meanwhile.
