@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import jmespath  # type: ignore[import-untyped]  # no stubs; only compile() and search() are used
+# Both codes: types-jmespath is not installed everywhere, and where it is the ignore is unused.
+import jmespath  # type: ignore[import-untyped, unused-ignore]
 
 from nhd_bridge.core.adapter import TicketRecord
 
