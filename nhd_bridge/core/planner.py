@@ -28,6 +28,7 @@ from nhd_bridge.core.adapter import (
 )
 from nhd_bridge.core.config import AgreementConfig
 from nhd_bridge.core.model import nhd_uuid
+from nhd_bridge.core.run import Direction, Way
 
 __all__ = [
     "CommentEdit",
@@ -63,7 +64,8 @@ class Side:
     closed_statuses: frozenset[str] = frozenset({"solved", "closed"})
 
     @property
-    def way_from_here(self) -> str:
+    def way(self) -> Way:
+        """The way a change read on this side travels."""
         return "outbound" if self.role == "sender" else "inbound"
 
 
@@ -81,6 +83,10 @@ class Rules:
     def side(self, instance: str) -> Side:
         """The side this instance is on in this agreement."""
         return self.sender if instance == self.sender.instance else self.receiver
+
+    def direction(self, agreement_name: str, source: Side) -> Direction:
+        """The way a change read on ``source`` travels, as hooks are told it."""
+        return Direction(agreement_name, source.instance, self.other(source).instance, source.way)
 
     @property
     def field_names(self) -> list[str]:
@@ -100,7 +106,7 @@ class Rules:
 
     def status_table(self, source: Side) -> dict[str, str] | None:
         maps = self.agreement.status_map
-        return maps.outbound if source.role == "sender" else maps.inbound
+        return maps.outbound if source.way == "outbound" else maps.inbound
 
     def state(self, record: TicketRecord, side: Side) -> dict[str, Any]:
         """The comparable state of a copy: whitespace, order and empty values do not count."""
@@ -609,7 +615,7 @@ def _unmappable_note(rules: Rules, name: str, value: Any, source: Side, target: 
         "skipped",
         f"{name} {value!r} of {source.instance} cannot be mapped to {target.instance}; "
         f"{target.instance} keeps its value. Add {value!r} to the agreement's "
-        f"status_map.{source.way_from_here}",
+        f"status_map.{source.way}",
         source=source.instance,
         target=target.instance,
         field=name,

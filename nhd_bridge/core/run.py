@@ -6,7 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Direction", "RunSummary"]
+__all__ = ["Direction", "RunSummary", "Way"]
+
+# The way a change travels in an agreement: ``outbound`` from the sender to the receiver,
+# ``inbound`` back. The one spelling of direction: hooks get it in a Direction, status maps
+# (``status_map.outbound``) are keyed by it.
+Way = Literal["outbound", "inbound"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +24,7 @@ class Direction:
     agreement: str
     source: str
     target: str
-    way: Literal["outbound", "inbound"]
+    way: Way
 
     def __str__(self) -> str:
         return f"{self.source} → {self.target}"

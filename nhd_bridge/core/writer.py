@@ -9,38 +9,36 @@ write that fails parks the ticket after recording whatever did reach the target.
 from __future__ import annotations
 
 import copy as copy_module
-import fnmatch
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from nhd_bridge.core.adapter import (
     Adapter,
     AdapterError,
-    AttachmentRef,
-    AttachmentUpload,
-    CommentDraft,
-    PermanentError,
     TicketChanges,
     TicketDraft,
     TicketRecord,
-    TransientError,
 )
-from nhd_bridge.core.model import nhd_uuid
+from nhd_bridge.core.comment_writer import CommentWriter
+from nhd_bridge.core.failures import (
+    IgnoredWrite,
+    Parking,
+    TicketCopy,
+    UnexpectedFailure,
+    unexpected,
+)
 from nhd_bridge.core.planner import (
-    CommentEdit,
-    CommentWrite,
     Copy,
     Note,
     Rules,
-    Side,
     TicketPlan,
     record_written,
 )
 from nhd_bridge.core.plugins import Plugins
-from nhd_bridge.core.run import Direction, RunSummary
+from nhd_bridge.core.run import RunSummary
+from nhd_bridge.core.run_journal import journal_entry, release_reused_id
 from nhd_bridge.core.state import JournalEntry, StateStore, StateTx
 
 log = logging.getLogger(__name__)
@@ -50,6 +48,7 @@ __all__ = [
     "TicketWriter",
     "UnexpectedFailure",
     "WorkItem",
+    "WriteContext",
     "journal_entry",
     "release_reused_id",
     "unexpected",
@@ -67,23 +66,34 @@ class WorkItem:
     sender_local_id: str
     new_comment_links: list[tuple[str, str, str]] = field(default_factory=list)
 
+    @property
+    def origin_copy(self) -> TicketCopy:
+        """The copy whose change this item carries: a failed write parks the ticket there."""
+        return TicketCopy(self.shared_uuid, self.origin.side.instance, self.origin.record.local_id)
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """What the writer works with: the store for bookkeeping, the plugins' hooks, the adapter of
+    each instance, and where a ticket whose write failed is parked."""
+
+    store: StateStore
+    plugins: Plugins
+    adapter: Callable[[str], Adapter]
+    parking: Parking
+
 
 class TicketWriter:
     """Writes one ticket's plan through the adapters, with the bookkeeping around each write:
     pending links before creates, links and snapshots and journal lines after, parking on
     failure. Split from the engine, which decides *what* to write; this decides *how*."""
 
-    def __init__(
-        self,
-        store: StateStore,
-        plugins: Plugins,
-        adapter: Callable[[str], Adapter],
-        park: Callable[[Rules, RunSummary, str, str, str, AdapterError], None],
-    ):
-        self.store = store
-        self.plugins = plugins
-        self.adapter = adapter
-        self._park = park
+    def __init__(self, context: WriteContext):
+        self.store = context.store
+        self.plugins = context.plugins
+        self.adapter = context.adapter
+        self.parking = context.parking
+        self.comments = CommentWriter(context.plugins, context.adapter)
 
     def execute(self, rules: Rules, item: WorkItem, summary: RunSummary) -> AdapterError | None:
         """Write one ticket's plan; returns the error that parked it, if one did."""
@@ -107,13 +117,13 @@ class TicketWriter:
             notes: dict[str, list[str]] = {}  # target -> uuids of the bridge's own private notes
             for write in plan.comments:
                 target_id = local_ids[write.target]
-                written = self._comment(rules, item, write, target_id, summary, journal)
-                written_comments += [(uuid, write.target, local) for uuid, local in written]
+                landed = self.comments.write(rules, item, write, target_id, summary, journal)
+                written_comments += [(uuid, write.target, local) for uuid, local in landed]
                 notes.setdefault(write.target, []).extend(
-                    uuid for uuid, _ in written if uuid != write.comment_uuid
+                    uuid for uuid, _ in landed if uuid != write.comment_uuid
                 )
             for edit in plan.edits:
-                self._edit(item, edit, local_ids[edit.target], summary, journal)
+                self.comments.edit(item, edit, local_ids[edit.target], summary, journal)
             if created is not None:
                 created = self._verify_create(rules, item, created, written_draft, summary, journal)
             held = {
@@ -128,22 +138,14 @@ class TicketWriter:
                 log.exception("writing ticket %s failed", item.shared_uuid)
             with self.store.transaction() as tx:
                 recovered = _recovered_comments(tx, item, summary)
-                self._commit_links(tx, item, created, written_comments, summary)
+                _commit_links(tx, item, created, written_comments, summary)
                 # What did land is the baseline now: a retry must not take our own writes for
                 # changes, nor a person's change made meanwhile for ours to overwrite.
                 partial = _partial_snapshots(rules, item, written_fields, written_comments)
                 for instance, snapshot in partial.items():
                     tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
                 tx.record_many(recovered + journal)
-            failing = item.origin
-            self._park(
-                rules,
-                summary,
-                item.shared_uuid,
-                failing.side.instance,
-                failing.record.local_id,
-                error,
-            )
+            self.parking.park(summary, item.origin_copy, error)
             return error
         snapshots = dict(plan.snapshots)
         for target, uuids in notes.items():
@@ -152,25 +154,24 @@ class TicketWriter:
                 bodies = {**snapshots[target].get("bodies", {}), **dict.fromkeys(uuids)}
                 snapshots[target] = {**snapshots[target], "comments": sorted(bodies)}
                 snapshots[target]["bodies"] = bodies
-        for target, written in written_fields.items():
-            side = rules.side(target)
+        for target, changes in written_fields.items():
             # Hooks may have changed what was written; the snapshot holds what the target has.
-            record_written(rules, snapshots[target], side, written)
+            record_written(rules, snapshots[target], rules.side(target), changes)
         ignored = _ignored_writes(rules, item, held, snapshots, summary, journal)
         if created is not None:
             state = rules.state(created, rules.receiver)
-            written = [
+            on_copy = [
                 uuid for uuid, target, _ in written_comments if target == created_instance(item)
             ]
-            state["comments"] = sorted(written)
-            state["bodies"] = dict.fromkeys(written)  # confirmed when read back
+            state["comments"] = sorted(on_copy)
+            state["bodies"] = dict.fromkeys(on_copy)  # confirmed when read back
             snapshots[rules.receiver.instance] = state
         with self.store.transaction() as tx:
             recovered = _recovered_comments(tx, item, summary)
-            self._commit_links(tx, item, created, written_comments, summary)
+            _commit_links(tx, item, created, written_comments, summary)
             for instance, snapshot in snapshots.items():
                 tx.put_snapshot(name, item.shared_uuid, instance, snapshot)
-            journal += [self._notejournal_entry(summary, item, note) for note in plan.notes]
+            journal += [_note_entry(summary, item, note) for note in plan.notes]
             tx.record_many(recovered + journal)
             tx.unpark(name, item.shared_uuid)
         summary.conflicts += sum(1 for note in plan.notes if note.outcome == "conflict")
@@ -178,9 +179,7 @@ class TicketWriter:
             if note.outcome == "skipped":
                 summary.skipped[note.action] += 1
         if ignored is not None:
-            origin = item.origin
-            origin_instance, origin_local = origin.side.instance, origin.record.local_id
-            self._park(rules, summary, item.shared_uuid, origin_instance, origin_local, ignored)
+            self.parking.park(summary, item.origin_copy, ignored)
         return ignored
 
     def _verify(self, target: str, local_id: str, meant: dict[str, str]) -> dict[str, str]:
@@ -216,7 +215,8 @@ class TicketWriter:
         if not ignored:
             return created
         target = rules.receiver.instance
-        self.adapter(target).update(created.local_id, TicketChanges(**ignored))
+        changes = TicketChanges(subject=ignored.get("subject"), status=ignored.get("status"))
+        self.adapter(target).update(created.local_id, changes)
         summary.writes["update"] += 1
         journal.append(
             journal_entry(
@@ -240,8 +240,8 @@ class TicketWriter:
         name = summary.agreement
         draft = item.plan.create
         assert draft is not None
-        direction = Direction(name, rules.sender.instance, rules.receiver.instance, "outbound")
-        fields = {
+        direction = rules.direction(name, rules.sender)
+        fields: dict[str, Any] = {
             "subject": draft.subject,
             "status": draft.status,
             "tags": draft.tags,
@@ -299,8 +299,7 @@ class TicketWriter:
     ) -> TicketChanges:
         name = summary.agreement
         source = rules.other(rules.side(target))
-        way = "outbound" if source.role == "sender" else "inbound"
-        fields = {
+        fields: dict[str, Any] = {
             key: value
             for key, value in (
                 ("subject", changes.subject),
@@ -310,7 +309,7 @@ class TicketWriter:
             )
             if value is not None
         }
-        self.plugins.transform_ticket(Direction(name, source.instance, target, way), fields)
+        self.plugins.transform_ticket(rules.direction(name, source), fields)
         changes = TicketChanges(**fields)
         if changes.is_empty():
             return changes
@@ -335,170 +334,8 @@ class TicketWriter:
                 )
         return changes
 
-    def _comment(
-        self,
-        rules: Rules,
-        item: WorkItem,
-        write: CommentWrite,
-        local_id: str,
-        summary: RunSummary,
-        journal: list[JournalEntry],
-    ) -> list[tuple[str, str]]:
-        """Copy one comment; returns ``(uuid, local id)`` of what was written: the comment, and
-        the private note on attachments left behind when it went apart from the comment."""
-        name = summary.agreement
-        source = rules.side(write.source)
-        target = rules.other(source)
-        direction = Direction(name, source.instance, target.instance, _way(source))
-        draft = write.draft
-        was_private = not draft.public
-        reason = self.plugins.transform_comment(direction, draft)
-        entry = journal_entry(
-            summary,
-            action="comment",
-            outcome="written",
-            source=source.instance,
-            target=target.instance,
-            shared_uuid=item.shared_uuid,
-            after={"comment": write.comment_uuid, "public": draft.public},
-        )
-        if reason:
-            entry.outcome, entry.reason = "skipped", f"kept out by a plugin: {reason}"
-            journal.append(entry)
-            summary.skipped["comment"] += 1
-            return []
-        if was_private and draft.public:
-            draft.public = False  # a hook may narrow visibility, never widen it
-            entry.reason = "a plugin tried to make a private comment public; it stays private"
-        left_out = self._attachments(rules, source, target, write, draft)
-        note: CommentDraft | None = None
-        if left_out and draft.public and target.capabilities.private_comments:
-            # Why a file stayed behind is for agents: a private note beside the public comment.
-            note = CommentDraft(
-                shared_uuid=nhd_uuid(target.sharing_url, "attachment-notes", write.comment_uuid),
-                body="\n".join(left_out),
-                public=False,
-            )
-        elif left_out:
-            draft.body = "\n\n".join([draft.body, *left_out])
-        local = self.adapter(target.instance).add_comment(local_id, draft)
-        summary.writes["comment"] += 1
-        entry.local_id = local_id
-        entry.after = {"comment": write.comment_uuid, "public": draft.public, "local_id": local}
-        entry.reason = entry.reason or (
-            f"{'public' if draft.public else 'private'} comment from {source.instance}"
-        )
-        journal.append(entry)
-        written = [(write.comment_uuid, local)]
-        if note is not None:
-            note_id = self.adapter(target.instance).add_comment(local_id, note)
-            written.append((note.shared_uuid, note_id))
-            summary.writes["comment"] += 1
-            journal.append(
-                journal_entry(
-                    summary,
-                    action="comment",
-                    outcome="written",
-                    source=source.instance,
-                    target=target.instance,
-                    shared_uuid=item.shared_uuid,
-                    local_id=local_id,
-                    after={"comment": note.shared_uuid, "public": False, "local_id": note_id},
-                    reason=f"private note: attachments of comment {write.comment_uuid[:12]} "
-                    "were not copied",
-                )
-            )
-        return written
-
-    def _edit(
-        self,
-        item: WorkItem,
-        edit: CommentEdit,
-        local_id: str,
-        summary: RunSummary,
-        journal: list[JournalEntry],
-    ) -> None:
-        self.adapter(edit.target).edit_comment(local_id, edit.target_comment_id, edit.body)
-        summary.writes["edit"] += 1
-        journal.append(
-            journal_entry(
-                summary,
-                action="edit",
-                outcome="written",
-                source=edit.source,
-                target=edit.target,
-                shared_uuid=item.shared_uuid,
-                local_id=local_id,
-                after={"comment": edit.comment_uuid, "local_id": edit.target_comment_id},
-                reason=f"comment edited on {edit.source}",
-            )
-        )
-
-    def _attachments(
-        self, rules: Rules, source: Side, target: Side, write: CommentWrite, draft: CommentDraft
-    ) -> list[str]:
-        """Put the attachments the target may take on the draft; returns a line for each one
-        left behind, naming nothing of our own configuration (customers may read it)."""
-        policy = rules.agreement.attachments
-        left_out: list[str] = []
-        for ref in write.original.attachments:
-            why = _attachment_refusal(ref, policy.max_bytes, policy.allowed_types, target)
-            if why:
-                left_out.append(f"[attachment {ref.filename!r} was not copied: {why}]")
-                continue
-            opener = partial(self.adapter(source.instance).open_attachment, ref)
-            draft.attachments.append(
-                AttachmentUpload(
-                    filename=ref.filename,
-                    open=opener,
-                    content_type=ref.content_type,
-                    size=ref.size,
-                )
-            )
-        return left_out
-
-    def _commit_links(
-        self,
-        tx: StateTx,
-        item: WorkItem,
-        created: TicketRecord | None,
-        written_comments: list[tuple[str, str, str]],
-        summary: RunSummary,
-    ) -> None:
-        if created is not None:
-            instance = created_instance(item)
-            displaced = tx.put_link(item.shared_uuid, instance, created.local_id, "linked")
-            release_reused_id(tx, summary, instance, created.local_id, displaced)
-        tx.add_comment_links(item.shared_uuid, item.new_comment_links + written_comments)
-
-    def _notejournal_entry(self, summary: RunSummary, item: WorkItem, note: Note) -> JournalEntry:
-        return journal_entry(
-            summary,
-            action=note.action,
-            outcome=note.outcome,
-            source=note.source,
-            target=note.target,
-            shared_uuid=item.shared_uuid,
-            field=note.field,
-            before=note.before,
-            after=note.after,
-            reason=note.reason,
-        )
-
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-class UnexpectedFailure(PermanentError):
-    """An error no adapter meant to raise: a bug, or content nothing expected."""
-
-
-def unexpected(error: Exception) -> UnexpectedFailure:
-    return UnexpectedFailure(f"unexpected {type(error).__name__}: {error}")
-
-
-class IgnoredWrite(TransientError):
-    """The tracker answered a write with success but holds something else: retried later."""
 
 
 def _meant(changes: TicketChanges) -> dict[str, str]:
@@ -597,7 +434,11 @@ def _partial_snapshots(
         for copy in (item.origin, item.counterpart)
         if copy is not None and copy.snapshot is not None
     }
-    snapshots = {instance: copy_module.deepcopy(c.snapshot) for instance, c in copies.items()}
+    snapshots: dict[str, dict[str, Any]] = {
+        instance: copy_module.deepcopy(c.snapshot)
+        for instance, c in copies.items()
+        if c.snapshot is not None
+    }
     # A field written both ways (tags merged as sets) moves on only once every side took it:
     # otherwise both baselines stay, and the retry merges again from them.
     unfinished = {write.name for write in item.plan.fields if write.target not in written_fields}
@@ -647,7 +488,7 @@ def _recovered_comments(tx: StateTx, item: WorkItem, summary: RunSummary) -> lis
     copies = {copy.side.instance: copy for copy in (item.origin, item.counterpart) if copy}
     entries: list[JournalEntry] = []
     known: dict[str, dict[str, str | None]] | None = None
-    journaled: set[tuple[str | None, str]] = set()
+    journaled: set[tuple[str | None, str | None]] = set()
     for comment_uuid in dict.fromkeys(uuid for uuid, _, _ in item.new_comment_links):
         for instance, copy in copies.items():
             local_id = copy.local_comment_ids().get(comment_uuid)
@@ -676,7 +517,7 @@ def _recovered(
     instance: str,
     comment_uuid: str,
     local_id: str | None,
-    journaled: set[tuple[str | None, str]],
+    journaled: set[tuple[str | None, str | None]],
 ) -> JournalEntry | None:
     """The journal line of one recovered comment write, unless the journal has its write."""
     if not journaled:
@@ -704,37 +545,10 @@ def _recovered(
     )
 
 
-def release_reused_id(
-    tx: StateTx, summary: RunSummary, instance: str, local_id: str, displaced: list[str]
-) -> None:
-    """A tracker handed out the id of a deleted ticket again: the shared tickets whose copy it
-    was are orphaned there (their other copies stay) and the journal says why."""
-    for shared_uuid in displaced:
-        for agreement in tx.agreements_of_ticket(shared_uuid):
-            tx.set_agreement_ticket_state(agreement, shared_uuid, "orphaned")
-        tx.record(
-            journal_entry(
-                summary,
-                action="reused-id",
-                outcome="info",
-                target=instance,
-                shared_uuid=shared_uuid,
-                local_id=local_id,
-                reason=f"{instance} gave id {local_id} to another ticket: the copy this shared "
-                "ticket had there was deleted, so it is orphaned there and no longer syncs",
-            )
-        )
-
-
 def _written_value(changes: TicketChanges, name: str) -> Any:
     if name in ("subject", "status", "tags"):
         return getattr(changes, name)
     return (changes.custom_fields or {}).get(name)
-
-
-def journal_entry(summary: RunSummary, **fields: Any) -> JournalEntry:
-    """A journal line of this run."""
-    return JournalEntry(agreement=summary.agreement, run_id=summary.run_id, **fields)
 
 
 def created_instance(item: WorkItem) -> str:
@@ -742,29 +556,30 @@ def created_instance(item: WorkItem) -> str:
     return item.plan.create_target
 
 
-def _way(source: Side) -> Any:
-    return "outbound" if source.role == "sender" else "inbound"
+def _commit_links(
+    tx: StateTx,
+    item: WorkItem,
+    created: TicketRecord | None,
+    written_comments: list[tuple[str, str, str]],
+    summary: RunSummary,
+) -> None:
+    if created is not None:
+        instance = created_instance(item)
+        displaced = tx.put_link(item.shared_uuid, instance, created.local_id, "linked")
+        release_reused_id(tx, summary, instance, created.local_id, displaced)
+    tx.add_comment_links(item.shared_uuid, item.new_comment_links + written_comments)
 
 
-def _attachment_refusal(
-    ref: AttachmentRef, max_bytes: int, allowed: list[str] | None, target: Side
-) -> str | None:
-    if not target.capabilities.attachments:
-        # Read by the customer on a public comment: name nothing of our own configuration.
-        return "attachments cannot be sent to this help desk"
-    limit = min(max_bytes, target.capabilities.max_attachment_bytes or max_bytes)
-    if ref.size is not None and ref.size > limit:
-        return f"it is {_size(ref.size)}, over the {_size(limit)} limit"
-    if allowed is not None:
-        kind = ref.content_type or "application/octet-stream"
-        if not any(fnmatch.fnmatch(kind, pattern) for pattern in allowed):
-            return f"type {kind} is not in the agreement's allowed_types"
-    return None
-
-
-def _size(count: int) -> str:
-    for unit in ("bytes", "KiB", "MiB"):
-        if count < 1024 or unit == "MiB":
-            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1024  # type: ignore[assignment]
-    return f"{count} bytes"
+def _note_entry(summary: RunSummary, item: WorkItem, note: Note) -> JournalEntry:
+    return journal_entry(
+        summary,
+        action=note.action,
+        outcome=note.outcome,
+        source=note.source,
+        target=note.target,
+        shared_uuid=item.shared_uuid,
+        field=note.field,
+        before=note.before,
+        after=note.after,
+        reason=note.reason,
+    )
