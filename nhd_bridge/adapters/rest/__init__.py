@@ -7,7 +7,8 @@ few keys). The module has four parts, each in its own file:
 - ``config.py``: :class:`RestConfig`, the settings, with profiles deep-merged under them;
 - ``template.py``: the template language of URLs and bodies (``{{ JMESPath }}`` holes,
   values inserted as JSON values, never spliced as text);
-- ``http.py``: authentication, retries, rate limits, ETags, error messages and paging;
+- ``http.py``: retries, rate limits, ETags and error messages;
+- ``paging.py``: one model per pagination style, and the walk over a list's pages;
 - this module: :class:`RestAdapter`, which builds each call's context, reads documents into
   records through the profile's JMESPath mappings, and keeps the cursor.
 
@@ -54,6 +55,7 @@ import httpx
 
 from nhd_bridge.adapters.rest.config import BasicAuth, Operation, RestConfig
 from nhd_bridge.adapters.rest.http import AmbiguousWrite, RestClient
+from nhd_bridge.adapters.rest.paging import KeysetPaging
 from nhd_bridge.adapters.rest.template import TemplateError, search
 from nhd_bridge.core.adapter import (
     Adapter,
@@ -205,7 +207,8 @@ class RestAdapter(Adapter):
         query_since = since - lookback if since is not None else None
         context = self._context(since=self._send_date(query_since))
         operation = self.config.operations.list_changed
-        keyset = operation.pagination.style == "keyset"
+        paging = operation.pagination
+        keyset = isinstance(paging, KeysetPaging)
         newest = resume.newest if resume else since
         started = resume.started if resume else None
         start_key = resume.key if resume else None
@@ -236,10 +239,10 @@ class RestAdapter(Adapter):
                 tickets.append(record)
                 if newest is None or record.updated_at > newest:
                     newest = record.updated_at
-            if keyset:
+            if isinstance(paging, KeysetPaging):
                 # Across pages the order is the key's (ids); within a page, oldest change first.
                 tickets.sort(key=lambda ticket: ticket.updated_at)
-                key = search(operation.pagination.key, items[-1]) if items else start_key
+                key = search(paging.key, items[-1]) if items else start_key
                 start_key = key
                 if key is None:
                     yield ChangePage(tickets, _cursor(since, seen, lookback))

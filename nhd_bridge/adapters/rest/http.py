@@ -1,4 +1,5 @@
-"""HTTP for the REST adapter: authentication, retries, rate limits, errors, ETags and paging.
+"""HTTP for the REST adapter: retries, rate limits, errors and ETags (paging: ``paging.py``,
+authentication: ``auth.py``).
 
 Everything that talks to the network goes through :class:`RestClient`, so the rules hold for every
 operation of every profile:
@@ -39,7 +40,8 @@ from nhd_bridge.adapters.rest.config import (
     Operation,
     RestConfig,
 )
-from nhd_bridge.adapters.rest.template import render, render_url, search
+from nhd_bridge.adapters.rest.paging import PageRequest, read_pages
+from nhd_bridge.adapters.rest.template import render, render_text_value, render_url, search
 from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
 
 __all__ = ["AmbiguousWrite", "Answer", "RestClient", "StaleWrite"]
@@ -193,97 +195,23 @@ class RestClient:
         ``start_key`` (keyset pagination) starts the read at that key, as the page after the
         one that ended with it would."""
         paging = operation.pagination
-        url: str | None = render_url(operation.url, context)
-        params = _params(render(operation.params, context))
         headers = {
             k: str(v) for k, v in render(operation.headers, context).items() if v is not None
         }
-        if paging.size_param:
-            params[paging.size_param] = str(paging.page_size)
-        page, offset, pages_read = paging.first_page, 0, 0
-        last_key: Any = start_key
-        if paging.style == "page":
-            params[paging.page_param] = str(page)
-        elif paging.style == "offset":
-            params[paging.offset_param] = "0"
-        elif paging.style == "keyset" and start_key is not None:
-            params[paging.key_param] = self._key_bound(paging, start_key)
-        while url is not None:
-            pages_read += 1
-            if pages_read > paging.max_pages:
-                raise PermanentError(
-                    f"{what}: more than {paging.max_pages} pages; the pagination settings "
-                    "probably loop (check operations.*.pagination)"
-                )
-            answer = self.request("GET", url, what=what, params=params, headers=headers)
-            items = search(operation.items, answer.data) if operation.items else answer.data
-            if items is None:
-                items = []
-            if not isinstance(items, list):
-                raise PermanentError(
-                    f"{what}: {operation.items or '@'} gave {type(items).__name__}, not a list; "
-                    "check the operation's items expression against the API's answer"
-                )
-            if paging.style == "keyset":
-                fresh = [i for i in items if last_key is None or _after(_key(paging, i), last_key)]
-                yield fresh, answer
-                if not fresh or len(items) < paging.page_size:
-                    return
-                last_key = _key(paging, items[-1])
-                params = {**params, paging.key_param: self._key_bound(paging, last_key)}
-                continue
-            yield items, answer
-            url, params = self._next_page(paging, answer, url, params, len(items), offset, page)
-            page += 1
-            offset += len(items)
+        params = _params(render(operation.params, context))
+        first = paging.first(render_url(operation.url, context), params, start_key)
 
-    @staticmethod
-    def _key_bound(paging: Any, key: Any) -> str:
-        return render_text_value(render(paging.key_value, {"key": key}))
+        def fetch(page: PageRequest) -> Answer:
+            return self.request("GET", page.url, what=what, params=page.params, headers=headers)
 
-    def _next_page(
-        self,
-        paging: Any,
-        answer: Answer,
-        url: str,
-        params: dict[str, Any],
-        count: int,
-        offset: int,
-        page: int,
-    ) -> tuple[str | None, dict[str, Any]]:
-        style = paging.style
-        if style == "none":
-            return None, params
-        if style in {"page", "offset"}:
-            total = search(paging.total, answer.data) if paging.total else None
-            if count == 0 or (total is None and count < paging.page_size):
-                return None, params
-            if total is not None and offset + count >= int(total):
-                return None, params
-            if style == "page":
-                return url, {**params, paging.page_param: str(page + 1)}
-            return url, {**params, paging.offset_param: str(offset + count)}
-        if style == "cursor":
-            token = search(paging.next_token, answer.data)
-            if token in (None, ""):
-                return None, params
-            return url, {**params, paging.token_param: str(token)}
-        if style == "link_header":
-            following = answer.response.links.get("next", {}).get("url")
-            return (self._same_site(following), {}) if following else (None, params)
-        following = search(paging.next_url, answer.data)
-        return (self._same_site(str(following)), {}) if following else (None, params)
-
-    def _same_site(self, url: str) -> str:
-        """A next-page URL from the server; refused if it leaves the API's host (the
-        credentials would follow it)."""
-        absolute = urljoin(self.config.base_url, url)
-        if urlsplit(absolute).netloc != urlsplit(self.config.base_url).netloc:
-            raise PermanentError(
-                f"the next page is on another host ({urlsplit(absolute).netloc}); refusing to "
-                "send credentials there"
-            )
-        return absolute
+        yield from read_pages(
+            paging,
+            first,
+            fetch,
+            items_at=operation.items,
+            base_url=self.config.base_url,
+            what=what,
+        )
 
     # --- one request ----------------------------------------------------------------------------
 
@@ -522,12 +450,6 @@ def _params(rendered: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def render_text_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _json(response: httpx.Response) -> Any:
     if not response.content:
         return None
@@ -559,24 +481,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         # GitHub sends epoch seconds; Roundup and others send seconds to wait.
         return max(number - time.time(), 0.0) if number > 1_000_000_000 else number
     return None
-
-
-def _key(paging: Any, item: Any) -> Any:
-    value = search(paging.key, item)
-    if value is None:
-        raise PermanentError(
-            f"pagination.key ({paging.key!r}) found nothing in a listed item; keyset paging "
-            "needs it on every item"
-        )
-    return value
-
-
-def _after(value: Any, bound: Any) -> bool:
-    """Whether a key comes after the bound: numbers as numbers (ids), anything else as text."""
-    try:
-        return float(value) > float(bound)
-    except (TypeError, ValueError):
-        return str(value) > str(bound)
 
 
 def _rate_limited(response: httpx.Response) -> bool:
