@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -346,8 +346,14 @@ def test_etag_is_read_and_sent_as_if_match_and_a_stale_one_is_read_again() -> No
 
 
 def _pages(handler: Handler, pagination: dict[str, Any], items: str = "items") -> list[list[Any]]:
+    return list(_pages_iter(handler, pagination, items))
+
+
+def _pages_iter(
+    handler: Handler, pagination: dict[str, Any], items: str = "items"
+) -> Iterator[list[Any]]:
     rest = client(handler, operations={"list_changed": {"items": items, "pagination": pagination}})
-    return list(rest.pages(rest.config.operations.list_changed, {}, what="listing"))
+    return rest.pages(rest.config.operations.list_changed, {}, what="listing")
 
 
 def test_page_number_paging() -> None:
@@ -415,6 +421,61 @@ def test_next_url_in_the_body() -> None:
         return httpx.Response(200, json={"items": [1], "links": {"next": "tickets?after=1"}})
 
     assert _pages(handler, {"style": "next_url", "next_url": "links.next"}) == [[1], [2]]
+
+
+def _same_page_always(body: dict[str, Any], sent: list[httpx.Request]) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json=body)
+
+    return handler
+
+
+def test_a_server_that_ignores_the_page_number_stops_the_read_with_an_error() -> None:
+    # With a total, the read used to go on to the total, handing over the first page three
+    # times and never the rest; the repeat is caught on the second page, before it is given.
+    sent: list[httpx.Request] = []
+    handler = _same_page_always({"items": [{"id": 1}, {"id": 2}], "total": 6}, sent)
+    pages = _pages_iter(handler, {"style": "page", "page_size": 2, "total": "total"})
+    assert next(pages) == [{"id": 1}, {"id": 2}]
+    with pytest.raises(PermanentError, match=r"page 2 repeats page 1 .*page_param 'page'"):
+        next(pages)
+    assert [r.url.params["page"] for r in sent] == ["1", "2"]
+
+
+def test_a_server_that_ignores_the_offset_stops_the_read_instead_of_looping() -> None:
+    # Full pages without a total used to be read until max_pages (10,000 requests).
+    sent: list[httpx.Request] = []
+    handler = _same_page_always({"items": [1, 2]}, sent)
+    with pytest.raises(PermanentError, match="repeats"):
+        _pages(handler, {"style": "offset", "page_size": 2})
+    assert len(sent) == 2
+
+
+@pytest.mark.parametrize(
+    ("pagination", "body", "headers"),
+    [
+        ({"style": "cursor", "next_token": "next"}, {"items": [], "next": "same"}, {}),
+        (
+            {"style": "link_header"},
+            {"items": []},
+            {"Link": '<https://tracker.example/api/tickets?after=9>; rel="next"'},
+        ),
+        ({"style": "next_url", "next_url": "next"}, {"items": [], "next": "tickets?after=9"}, {}),
+    ],
+)
+def test_a_next_page_that_is_the_page_just_read_stops_the_read(
+    pagination: dict[str, Any], body: dict[str, Any], headers: dict[str, str]
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json=body, headers=headers)
+
+    with pytest.raises(PermanentError, match="points at page 2 again"):
+        _pages(handler, pagination)
+    assert len(sent) == 2
 
 
 # --- the adapter's own rules --------------------------------------------------------------------
