@@ -304,6 +304,7 @@ class RestAdapter(Adapter):
         :meth:`_resolve`), never written a second time blindly. A
         field the tracker ignores on create (``create_ignores``) is set by an update right after,
         and the ticket read again: the record returned is the truth, never the wish."""
+        self._refuse_unknown_status(draft.status, "creating a ticket")
         status = self._to_tracker("status", draft.status)
         context = self._context(
             shared_uuid=draft.shared_uuid,
@@ -363,6 +364,7 @@ class RestAdapter(Adapter):
     def update(self, local_id: str, changes: TicketChanges) -> None:
         if changes.is_empty():
             return
+        self._refuse_unknown_status(changes.status, f"updating ticket {local_id}")
         operations = self.config.operations
         status = self._to_tracker("status", changes.status)
         if operations.set_status is not None and status is not None:
@@ -383,6 +385,16 @@ class RestAdapter(Adapter):
             custom_fields=custom or None,
         )
         self.client.call(operations.update, context, what=f"updating ticket {local_id}")
+
+    def _refuse_unknown_status(self, status: str | None, what: str) -> None:
+        """A status outside ``capabilities.statuses`` is refused before anything is sent: the
+        tracker might take it as something else (a Redmine status id it cannot parse)."""
+        statuses = self.capabilities.statuses
+        if status is not None and statuses is not None and status not in statuses:
+            raise PermanentError(
+                f"{what}: {self.name} has no status {status!r}; its statuses "
+                f"(capabilities.statuses) are {', '.join(statuses)}"
+            )
 
     def add_comment(self, local_id: str, draft: CommentDraft) -> str:
         """Write a comment once, whatever the network does.
