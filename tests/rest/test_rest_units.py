@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from nhd_bridge.adapters.rest import RestAdapter, RestConfig
 from nhd_bridge.adapters.rest.config import Pagination
-from nhd_bridge.adapters.rest.http import RestClient
+from nhd_bridge.adapters.rest.http import AmbiguousWrite, RestClient
 from nhd_bridge.adapters.rest.template import TemplateError, render, render_url
 from nhd_bridge.core.adapter import CommentDraft, PermanentError, TransientError
 from nhd_bridge.core.plugins import Plugins
@@ -187,6 +187,93 @@ def test_oauth2_client_credentials_token_is_cached_until_it_expires() -> None:
         list(rest.pages(rest.config.operations.list_changed, {}, what="listing"))
     assert len(tokens) == 1
     assert tokens[0]["grant_type"] == "client_credentials" and tokens[0]["scope"] == "tickets"
+
+
+OAUTH: dict[str, Any] = {
+    "type": "oauth2_client_credentials",
+    "token_url": "https://idp.example/oauth/token?tenant=t1",
+    "client_id": "cid",
+    "client_secret": "client-secret-value",
+    "client_auth": "body",
+}
+
+
+def test_an_oauth2_token_refused_by_the_api_is_renewed_once_and_the_request_sent_again() -> None:
+    issued = iter(["at-revoked", "at-fresh"])
+    bodies: list[tuple[str, bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "idp.example":
+            assert b"client_secret=client-secret-value" in request.content
+            assert "Authorization" not in request.headers  # client_auth: body
+            return httpx.Response(200, json={"access_token": next(issued), "expires_in": 3600})
+        bodies.append((request.headers["Authorization"], request.content))
+        if request.headers["Authorization"] == "Bearer at-revoked":
+            return httpx.Response(401, json={"message": "token revoked"})
+        return httpx.Response(201, json={"id": 9})
+
+    rest = client(handler, auth=OAUTH)
+    answer = rest.call(rest.config.operations.create, {"subject": "Hi"}, what="creating")
+    assert answer is not None and answer.data == {"id": 9}
+    assert bodies == [
+        ("Bearer at-revoked", b'{"title":"Hi"}'),
+        ("Bearer at-fresh", b'{"title":"Hi"}'),
+    ]
+
+
+def test_an_unreachable_oauth2_token_endpoint_is_transient_and_no_lost_write() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "idp.example":
+            raise httpx.ReadTimeout("slow", request=request)
+        raise AssertionError("nothing is sent without a token")
+
+    rest = client(handler, auth=OAUTH)
+    with pytest.raises(TransientError) as caught:
+        rest.call(rest.config.operations.create, {"subject": "Hi"}, what="creating")
+    assert not isinstance(caught.value, AmbiguousWrite)  # the write was never sent
+    assert str(caught.value) == (
+        "the OAuth token endpoint https://idp.example/oauth/token could not be reached "
+        "(ReadTimeout)"
+    )
+
+
+def test_an_oauth2_token_never_appears_in_errors_or_reprs() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "idp.example":
+            return httpx.Response(200, json={"access_token": "at-0123456789", "expires_in": 60})
+        echoed = request.headers["Authorization"]
+        return httpx.Response(400, json={"message": f"bad request from {echoed}"})
+
+    rest = client(handler, auth=OAUTH)
+    with pytest.raises(PermanentError) as caught:
+        rest.call(rest.config.operations.create, {"subject": "Hi"}, what="creating")
+    assert "at-0123456789" not in str(caught.value)
+    assert "bad request from Bearer" in str(caught.value)
+    shown = repr(rest._http.auth) + repr(rest.config.auth) + repr(rest)
+    assert "client-secret-value" not in shown and "at-0123456789" not in shown
+
+
+def test_an_api_key_in_the_query_keeps_a_next_links_own_query() -> None:
+    asked: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(dict(request.url.params))
+        if request.url.params.get("page") == "2":
+            return httpx.Response(200, json={"items": [2]})
+        return httpx.Response(
+            200,
+            json={"items": [1]},
+            headers={"Link": '<https://tracker.example/api/tickets?page=2>; rel="next"'},
+        )
+
+    rest = client(
+        handler,
+        auth={"type": "api_key", "name": "key", "key": "k3", "location": "query"},
+        operations={"list_changed": {"items": "items", "pagination": {"style": "link_header"}}},
+    )
+    pages = list(rest.pages(rest.config.operations.list_changed, {}, what="listing"))
+    assert pages == [[1], [2]]
+    assert asked == [{"key": "k3"}, {"page": "2", "key": "k3"}]
 
 
 def test_fixed_headers_are_templates_over_the_origin() -> None:

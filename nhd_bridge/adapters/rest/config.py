@@ -9,18 +9,25 @@ description is written in the instance itself. ``docs/adapters/rest.md`` walks t
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     field_validator,
     model_validator,
 )
 
+from nhd_bridge.adapters.rest.auth import (
+    ApiKeyAuth,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    NoAuth,
+    OAuth2ClientCredentials,
+)
 from nhd_bridge.adapters.rest.paging import KeysetPaging, NoPaging, Paging, paging_from, settings_of
 from nhd_bridge.adapters.rest.profiles import load_profile, profile_names
 from nhd_bridge.adapters.rest.template import TemplateError, compile_expression, expressions_in
@@ -48,61 +55,6 @@ HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-# --- authentication -----------------------------------------------------------------------------
-
-
-class NoAuth(_Strict):
-    """No credentials (a tracker open to anonymous API calls, or auth done by a proxy)."""
-
-    type: Literal["none"] = "none"
-
-
-class BearerAuth(_Strict):
-    """``Authorization: Bearer <token>`` (GitHub tokens, most SaaS personal access tokens)."""
-
-    type: Literal["bearer"]
-    token: SecretStr
-    scheme: str = Field(default="Bearer", description="the word before the token")
-
-
-class BasicAuth(_Strict):
-    """HTTP basic authentication (Roundup, Redmine with a login)."""
-
-    type: Literal["basic"]
-    username: str
-    password: SecretStr
-
-
-class ApiKeyAuth(_Strict):
-    """An API key in a header (``X-Redmine-API-Key``) or a query parameter (``?key=``)."""
-
-    type: Literal["api_key"]
-    name: str = Field(description="header or query parameter name")
-    key: SecretStr
-    location: Literal["header", "query"] = "header"
-    prefix: str = Field(default="", description="text before the key, e.g. 'token '")
-
-
-class OAuth2ClientCredentials(_Strict):
-    """OAuth 2 client credentials grant; the token is cached until shortly before it expires."""
-
-    type: Literal["oauth2_client_credentials"]
-    token_url: str
-    client_id: str
-    client_secret: SecretStr
-    scope: str | None = None
-    audience: str | None = None
-    client_auth: Literal["basic", "body"] = Field(
-        default="basic", description="send the client secret as basic auth or in the form body"
-    )
-
-
-Auth = Annotated[
-    NoAuth | BearerAuth | BasicAuth | ApiKeyAuth | OAuth2ClientCredentials,
-    Field(discriminator="type"),
-]
 
 
 # --- operations ---------------------------------------------------------------------------------

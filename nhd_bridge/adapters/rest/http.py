@@ -22,7 +22,6 @@ operation of every profile:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,14 +31,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from nhd_bridge.adapters.rest.config import (
-    ApiKeyAuth,
-    BasicAuth,
-    BearerAuth,
-    OAuth2ClientCredentials,
-    Operation,
-    RestConfig,
-)
+from nhd_bridge.adapters.rest.config import Operation, RestConfig
 from nhd_bridge.adapters.rest.paging import PageRequest, read_pages
 from nhd_bridge.adapters.rest.template import render, render_text_value, render_url, search
 from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
@@ -51,8 +43,6 @@ log = logging.getLogger(__name__)
 USER_AGENT = "nhd-bridge-rest/0.1"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
-# An OAuth token is renewed this long before the server says it expires.
-TOKEN_MARGIN_SECONDS = 30.0
 
 
 class StaleWrite(TransientError):
@@ -86,8 +76,6 @@ class RestClient:
         self.config = config
         self._sleep = sleep
         self._secrets = _secrets(config)
-        self._token: tuple[str, float] | None = None
-        self._token_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=config.base_url,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
@@ -97,6 +85,8 @@ class RestClient:
             trust_env=False,
             follow_redirects=False,
         )
+        # Set after: OAuth fetches its token with this client.
+        self._http.auth = config.auth.httpx_auth(self._http, on_token=self._secrets.append)
         base_context = {"base_url": config.base_url, "origin": config.origin, "vars": config.vars}
         self._headers = {
             name: str(value)
@@ -285,71 +275,7 @@ class RestClient:
         headers = {**self._headers, **(request.pop("headers", None) or {})}
         # None, not {}: httpx replaces a URL's own query (a next-page link) with empty params.
         params = request.pop("params", None) or None
-        auth = self.config.auth
-        if isinstance(auth, BasicAuth):
-            request["auth"] = httpx.BasicAuth(auth.username, auth.password.get_secret_value())
-        elif isinstance(auth, BearerAuth):
-            headers["Authorization"] = f"{auth.scheme} {auth.token.get_secret_value()}"
-        elif isinstance(auth, ApiKeyAuth):
-            value = auth.prefix + auth.key.get_secret_value()
-            if auth.location == "header":
-                headers[auth.name] = value
-            else:
-                params = {**(params or {}), auth.name: value}
-        elif isinstance(auth, OAuth2ClientCredentials):
-            headers["Authorization"] = f"Bearer {self._oauth_token(auth)}"
-        response = self._http.request(method, url, params=params, headers=headers, **request)
-        if response.status_code == 401 and isinstance(auth, OAuth2ClientCredentials):
-            with self._token_lock:
-                self._token = None  # revoked or expired early: one fresh token, once
-            headers["Authorization"] = f"Bearer {self._oauth_token(auth)}"
-            response = self._http.request(method, url, params=params, headers=headers, **request)
-        return response
-
-    def _oauth_token(self, auth: OAuth2ClientCredentials) -> str:
-        with self._token_lock:
-            now = time.monotonic()
-            if self._token is not None and self._token[1] > now:
-                return self._token[0]
-            form = {"grant_type": "client_credentials"}
-            if auth.scope:
-                form["scope"] = auth.scope
-            if auth.audience:
-                form["audience"] = auth.audience
-            secret = auth.client_secret.get_secret_value()
-            extra: dict[str, Any] = {}
-            if auth.client_auth == "basic":
-                extra["auth"] = httpx.BasicAuth(auth.client_id, secret)
-            else:
-                form |= {"client_id": auth.client_id, "client_secret": secret}
-            try:
-                response = self._http.post(auth.token_url, data=form, **extra)
-            except httpx.TransportError as error:
-                raise TransientError(
-                    f"the OAuth token endpoint {_no_query(auth.token_url)} could not be reached "
-                    f"({type(error).__name__})"
-                ) from None
-            if response.status_code >= 400:
-                detail = self._message(response)
-                error_class = TransientError if response.status_code >= 500 else PermanentError
-                raise error_class(
-                    self._redact(
-                        f"getting an OAuth token from {_no_query(auth.token_url)} failed: HTTP "
-                        f"{response.status_code}{': ' + detail if detail else ''}; check "
-                        "auth.client_id, auth.client_secret and auth.scope"
-                    )
-                )
-            data = _json(response) or {}
-            token = data.get("access_token") if isinstance(data, dict) else None
-            if not token:
-                raise PermanentError(
-                    f"the OAuth token endpoint {_no_query(auth.token_url)} answered without an "
-                    "access_token"
-                )
-            lifetime = float(data.get("expires_in") or 3600)
-            self._token = (str(token), now + max(lifetime - TOKEN_MARGIN_SECONDS, 1.0))
-            self._secrets.append(str(token))
-            return str(token)
+        return self._http.request(method, url, params=params, headers=headers, **request)
 
     # --- errors ---------------------------------------------------------------------------------
 
@@ -390,16 +316,7 @@ class RestClient:
         return PermanentError(self._redact(f"{what}: {where} was refused (HTTP {status}){said}"))
 
     def _auth_hint(self) -> str:
-        auth = self.config.auth
-        if isinstance(auth, BasicAuth):
-            return f"check auth.username ({auth.username!r}) and auth.password"
-        if isinstance(auth, BearerAuth):
-            return "check auth.token (expired or revoked?)"
-        if isinstance(auth, ApiKeyAuth):
-            return f"check auth.key (sent as {auth.location} {auth.name!r})"
-        if isinstance(auth, OAuth2ClientCredentials):
-            return "check auth.client_id, auth.client_secret and auth.scope"
-        return "the tracker wants credentials: set auth"
+        return self.config.auth.hint()
 
     def _message(self, response: httpx.Response) -> str:
         """The tracker's own words from an error body, on one line, at most 300 characters."""
