@@ -216,13 +216,13 @@ class ClientCredentialsFlow(httpx.Auth):
         if settings.audience:
             form["audience"] = settings.audience
         secret = settings.client_secret.get_secret_value()
-        client_auth: httpx.Auth | None = None
+        # Always given, if only as httpx's "none": the client's own auth is this very flow.
+        client_auth = httpx.Auth()
         if settings.client_auth == "basic":
             client_auth = httpx.BasicAuth(settings.client_id, secret)
         else:
             form |= {"client_id": settings.client_id, "client_secret": secret}
         try:
-            # auth given (None: none), so the client's own auth, this flow, is not applied.
             response = self._client.post(settings.token_url, data=form, auth=client_auth)
         except httpx.TransportError as error:
             raise TransientError(

@@ -28,6 +28,7 @@ from nhd_bridge.adapters.rest.template import render, render_text_value, search
 from nhd_bridge.core.adapter import PermanentError
 
 __all__ = [
+    "STYLES",
     "CursorPaging",
     "KeysetPaging",
     "LinkHeaderPaging",
@@ -40,6 +41,7 @@ __all__ = [
     "paging_from",
     "read_pages",
     "same_site",
+    "settings_of",
 ]
 
 
