@@ -2,13 +2,14 @@
 
 Every method of the :class:`~nhd_bridge.core.adapter.Adapter` contract is one or two HTTP
 operations described in the instance's YAML (usually by naming a shipped profile and overriding a
-few keys). The module has four parts, each in its own file:
+few keys). The adapter has these parts, each in its own file:
 
 - ``config.py``: :class:`RestConfig`, the settings, with profiles deep-merged under them;
 - ``template.py``: the template language of URLs and bodies (``{{ JMESPath }}`` holes,
   values inserted as JSON values, never spliced as text);
 - ``http.py``: retries, rate limits, ETags and error messages;
 - ``paging.py``: one model per pagination style, and the walk over a list's pages;
+- ``auth.py``: one model per auth type, each building the ``httpx.Auth`` that signs calls;
 - this module: :class:`RestAdapter`, which builds each call's context, reads documents into
   records through the profile's JMESPath mappings, and keeps the cursor.
 
