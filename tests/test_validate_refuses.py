@@ -110,3 +110,51 @@ def test_an_unclosed_quote_is_reported_where_it_opens_not_at_the_end_of_the_file
     message = one_error(result)
     assert "not valid YAML" in message
     assert ":7: " in result.stderr, result.stderr
+
+
+REST_HEAD = """\
+instances:
+  hub:
+    kind: rest
+    profile: github
+    base_url: https://api.github.com/
+    auth: {type: bearer, token: not-a-token}
+    vars: {owner: acme, repo: support}
+    operations:
+      list_changed:
+        pagination:
+"""
+
+
+@pytest.mark.parametrize(
+    ("paging", "needs"),
+    [
+        ("style: cursor\n          token_param: after", "needs next_token (JMESPath"),
+        ("style: next_url", "needs next_url (JMESPath"),
+    ],
+)
+def test_a_paging_style_without_the_expression_it_follows_is_refused_at_its_line(
+    validate, paging, needs
+):
+    # Both used to validate, then read one page and stop without a word.
+    result = validate(REST_HEAD + f"          {paging}\n")
+    message = one_error(result)
+    assert message.startswith("instances.hub.operations.list_changed.pagination: pagination style")
+    assert needs in message
+    assert ":10: " in result.stderr
+
+
+def test_a_setting_of_another_paging_style_is_refused_by_name(validate):
+    text = (
+        REST_HEAD + "          style: cursor\n          next_token: next\n          first_page: 0\n"
+    )
+    message = one_error(validate(text))
+    assert "first_page is not a setting of pagination style cursor" in message
+    assert "belongs to style page" in message
+
+
+def test_another_paging_style_than_the_profiles_keeps_only_the_settings_it_shares(validate):
+    # GitHub's profile pages by Link header with per_page; a cursor style keeps per_page only.
+    text = REST_HEAD + "          style: cursor\n          next_token: next\n"
+    result = validate(text)
+    assert result.exit_code == 0, result.output

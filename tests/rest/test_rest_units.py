@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from nhd_bridge.adapters.rest import RestAdapter, RestConfig
 from nhd_bridge.adapters.rest.config import Pagination
-from nhd_bridge.adapters.rest.http import RestClient
+from nhd_bridge.adapters.rest.http import AmbiguousWrite, RestClient
 from nhd_bridge.adapters.rest.template import TemplateError, render, render_url
 from nhd_bridge.core.adapter import CommentDraft, PermanentError, TransientError
 from nhd_bridge.core.plugins import Plugins
@@ -189,6 +189,93 @@ def test_oauth2_client_credentials_token_is_cached_until_it_expires() -> None:
     assert tokens[0]["grant_type"] == "client_credentials" and tokens[0]["scope"] == "tickets"
 
 
+OAUTH: dict[str, Any] = {
+    "type": "oauth2_client_credentials",
+    "token_url": "https://idp.example/oauth/token?tenant=t1",
+    "client_id": "cid",
+    "client_secret": "client-secret-value",
+    "client_auth": "body",
+}
+
+
+def test_an_oauth2_token_refused_by_the_api_is_renewed_once_and_the_request_sent_again() -> None:
+    issued = iter(["at-revoked", "at-fresh"])
+    bodies: list[tuple[str, bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "idp.example":
+            assert b"client_secret=client-secret-value" in request.content
+            assert "Authorization" not in request.headers  # client_auth: body
+            return httpx.Response(200, json={"access_token": next(issued), "expires_in": 3600})
+        bodies.append((request.headers["Authorization"], request.content))
+        if request.headers["Authorization"] == "Bearer at-revoked":
+            return httpx.Response(401, json={"message": "token revoked"})
+        return httpx.Response(201, json={"id": 9})
+
+    rest = client(handler, auth=OAUTH)
+    answer = rest.call(rest.config.operations.create, {"subject": "Hi"}, what="creating")
+    assert answer is not None and answer.data == {"id": 9}
+    assert bodies == [
+        ("Bearer at-revoked", b'{"title":"Hi"}'),
+        ("Bearer at-fresh", b'{"title":"Hi"}'),
+    ]
+
+
+def test_an_unreachable_oauth2_token_endpoint_is_transient_and_no_lost_write() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "idp.example":
+            raise httpx.ReadTimeout("slow", request=request)
+        raise AssertionError("nothing is sent without a token")
+
+    rest = client(handler, auth=OAUTH)
+    with pytest.raises(TransientError) as caught:
+        rest.call(rest.config.operations.create, {"subject": "Hi"}, what="creating")
+    assert not isinstance(caught.value, AmbiguousWrite)  # the write was never sent
+    assert str(caught.value) == (
+        "the OAuth token endpoint https://idp.example/oauth/token could not be reached "
+        "(ReadTimeout)"
+    )
+
+
+def test_an_oauth2_token_never_appears_in_errors_or_reprs() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "idp.example":
+            return httpx.Response(200, json={"access_token": "at-0123456789", "expires_in": 60})
+        echoed = request.headers["Authorization"]
+        return httpx.Response(400, json={"message": f"bad request from {echoed}"})
+
+    rest = client(handler, auth=OAUTH)
+    with pytest.raises(PermanentError) as caught:
+        rest.call(rest.config.operations.create, {"subject": "Hi"}, what="creating")
+    assert "at-0123456789" not in str(caught.value)
+    assert "bad request from Bearer" in str(caught.value)
+    shown = repr(rest._http.auth) + repr(rest.config.auth) + repr(rest)
+    assert "client-secret-value" not in shown and "at-0123456789" not in shown
+
+
+def test_an_api_key_in_the_query_keeps_a_next_links_own_query() -> None:
+    asked: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(dict(request.url.params))
+        if request.url.params.get("page") == "2":
+            return httpx.Response(200, json={"items": [2]})
+        return httpx.Response(
+            200,
+            json={"items": [1]},
+            headers={"Link": '<https://tracker.example/api/tickets?page=2>; rel="next"'},
+        )
+
+    rest = client(
+        handler,
+        auth={"type": "api_key", "name": "key", "key": "k3", "location": "query"},
+        operations={"list_changed": {"items": "items", "pagination": {"style": "link_header"}}},
+    )
+    pages = list(rest.pages(rest.config.operations.list_changed, {}, what="listing"))
+    assert pages == [[1], [2]]
+    assert asked == [{"key": "k3"}, {"page": "2", "key": "k3"}]
+
+
 def test_fixed_headers_are_templates_over_the_origin() -> None:
     seen: list[httpx.Request] = []
 
@@ -346,8 +433,14 @@ def test_etag_is_read_and_sent_as_if_match_and_a_stale_one_is_read_again() -> No
 
 
 def _pages(handler: Handler, pagination: dict[str, Any], items: str = "items") -> list[list[Any]]:
+    return list(_pages_iter(handler, pagination, items))
+
+
+def _pages_iter(
+    handler: Handler, pagination: dict[str, Any], items: str = "items"
+) -> Iterator[list[Any]]:
     rest = client(handler, operations={"list_changed": {"items": items, "pagination": pagination}})
-    return list(rest.pages(rest.config.operations.list_changed, {}, what="listing"))
+    return rest.pages(rest.config.operations.list_changed, {}, what="listing")
 
 
 def test_page_number_paging() -> None:
@@ -415,6 +508,61 @@ def test_next_url_in_the_body() -> None:
         return httpx.Response(200, json={"items": [1], "links": {"next": "tickets?after=1"}})
 
     assert _pages(handler, {"style": "next_url", "next_url": "links.next"}) == [[1], [2]]
+
+
+def _same_page_always(body: dict[str, Any], sent: list[httpx.Request]) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json=body)
+
+    return handler
+
+
+def test_a_server_that_ignores_the_page_number_stops_the_read_with_an_error() -> None:
+    # With a total, the read used to go on to the total, handing over the first page three
+    # times and never the rest; the repeat is caught on the second page, before it is given.
+    sent: list[httpx.Request] = []
+    handler = _same_page_always({"items": [{"id": 1}, {"id": 2}], "total": 6}, sent)
+    pages = _pages_iter(handler, {"style": "page", "page_size": 2, "total": "total"})
+    assert next(pages) == [{"id": 1}, {"id": 2}]
+    with pytest.raises(PermanentError, match=r"page 2 repeats page 1 .*page_param 'page'"):
+        next(pages)
+    assert [r.url.params["page"] for r in sent] == ["1", "2"]
+
+
+def test_a_server_that_ignores_the_offset_stops_the_read_instead_of_looping() -> None:
+    # Full pages without a total used to be read until max_pages (10,000 requests).
+    sent: list[httpx.Request] = []
+    handler = _same_page_always({"items": [1, 2]}, sent)
+    with pytest.raises(PermanentError, match="repeats"):
+        _pages(handler, {"style": "offset", "page_size": 2})
+    assert len(sent) == 2
+
+
+@pytest.mark.parametrize(
+    ("pagination", "body", "headers"),
+    [
+        ({"style": "cursor", "next_token": "next"}, {"items": [], "next": "same"}, {}),
+        (
+            {"style": "link_header"},
+            {"items": []},
+            {"Link": '<https://tracker.example/api/tickets?after=9>; rel="next"'},
+        ),
+        ({"style": "next_url", "next_url": "next"}, {"items": [], "next": "tickets?after=9"}, {}),
+    ],
+)
+def test_a_next_page_that_is_the_page_just_read_stops_the_read(
+    pagination: dict[str, Any], body: dict[str, Any], headers: dict[str, str]
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json=body, headers=headers)
+
+    with pytest.raises(PermanentError, match="points at page 2 again"):
+        _pages(handler, pagination)
+    assert len(sent) == 2
 
 
 # --- the adapter's own rules --------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 Every method of the :class:`~nhd_bridge.core.adapter.Adapter` contract is one or two HTTP
 operations described in the instance's YAML (usually by naming a shipped profile and overriding a
-few keys). The module has four parts, each in its own file:
+few keys). The adapter has these parts, each in its own file:
 
 - ``config.py``: :class:`RestConfig`, the settings, with profiles deep-merged under them;
 - ``template.py``: the template language of URLs and bodies (``{{ JMESPath }}`` holes,
   values inserted as JSON values, never spliced as text);
-- ``http.py``: authentication, retries, rate limits, ETags, error messages and paging;
+- ``http.py``: retries, rate limits, ETags and error messages;
+- ``paging.py``: one model per pagination style, and the walk over a list's pages;
+- ``auth.py``: one model per auth type, each building the ``httpx.Auth`` that signs calls;
 - this module: :class:`RestAdapter`, which builds each call's context, reads documents into
   records through the profile's JMESPath mappings, and keeps the cursor.
 
@@ -54,6 +56,7 @@ import httpx
 
 from nhd_bridge.adapters.rest.config import BasicAuth, Operation, RestConfig
 from nhd_bridge.adapters.rest.http import AmbiguousWrite, RestClient
+from nhd_bridge.adapters.rest.paging import KeysetPaging
 from nhd_bridge.adapters.rest.template import TemplateError, search
 from nhd_bridge.core.adapter import (
     Adapter,
@@ -205,7 +208,8 @@ class RestAdapter(Adapter):
         query_since = since - lookback if since is not None else None
         context = self._context(since=self._send_date(query_since))
         operation = self.config.operations.list_changed
-        keyset = operation.pagination.style == "keyset"
+        paging = operation.pagination
+        keyset = isinstance(paging, KeysetPaging)
         newest = resume.newest if resume else since
         started = resume.started if resume else None
         start_key = resume.key if resume else None
@@ -236,10 +240,10 @@ class RestAdapter(Adapter):
                 tickets.append(record)
                 if newest is None or record.updated_at > newest:
                     newest = record.updated_at
-            if keyset:
+            if isinstance(paging, KeysetPaging):
                 # Across pages the order is the key's (ids); within a page, oldest change first.
                 tickets.sort(key=lambda ticket: ticket.updated_at)
-                key = search(operation.pagination.key, items[-1]) if items else start_key
+                key = search(paging.key, items[-1]) if items else start_key
                 start_key = key
                 if key is None:
                     yield ChangePage(tickets, _cursor(since, seen, lookback))
@@ -301,6 +305,7 @@ class RestAdapter(Adapter):
         :meth:`_resolve`), never written a second time blindly. A
         field the tracker ignores on create (``create_ignores``) is set by an update right after,
         and the ticket read again: the record returned is the truth, never the wish."""
+        self._refuse_unknown_status(draft.status, "creating a ticket")
         status = self._to_tracker("status", draft.status)
         context = self._context(
             shared_uuid=draft.shared_uuid,
@@ -360,6 +365,7 @@ class RestAdapter(Adapter):
     def update(self, local_id: str, changes: TicketChanges) -> None:
         if changes.is_empty():
             return
+        self._refuse_unknown_status(changes.status, f"updating ticket {local_id}")
         operations = self.config.operations
         status = self._to_tracker("status", changes.status)
         if operations.set_status is not None and status is not None:
@@ -380,6 +386,16 @@ class RestAdapter(Adapter):
             custom_fields=custom or None,
         )
         self.client.call(operations.update, context, what=f"updating ticket {local_id}")
+
+    def _refuse_unknown_status(self, status: str | None, what: str) -> None:
+        """A status outside ``capabilities.statuses`` is refused before anything is sent: the
+        tracker might take it as something else (a Redmine status id it cannot parse)."""
+        statuses = self.capabilities.statuses
+        if status is not None and statuses is not None and status not in statuses:
+            raise PermanentError(
+                f"{what}: {self.name} has no status {status!r}; its statuses "
+                f"(capabilities.statuses) are {', '.join(statuses)}"
+            )
 
     def add_comment(self, local_id: str, draft: CommentDraft) -> str:
         """Write a comment once, whatever the network does.

@@ -9,18 +9,26 @@ description is written in the instance itself. ``docs/adapters/rest.md`` walks t
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     field_validator,
     model_validator,
 )
 
+from nhd_bridge.adapters.rest.auth import (
+    ApiKeyAuth,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    NoAuth,
+    OAuth2ClientCredentials,
+)
+from nhd_bridge.adapters.rest.paging import KeysetPaging, NoPaging, Paging, paging_from, settings_of
 from nhd_bridge.adapters.rest.profiles import load_profile, profile_names
 from nhd_bridge.adapters.rest.template import TemplateError, compile_expression, expressions_in
 from nhd_bridge.core.adapter import AdapterConfig, Capabilities
@@ -36,6 +44,7 @@ __all__ = [
     "Operation",
     "Operations",
     "Pagination",
+    "Paging",
     "RestConfig",
     "TicketMapping",
     "deep_merge",
@@ -48,98 +57,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# --- authentication -----------------------------------------------------------------------------
-
-
-class NoAuth(_Strict):
-    """No credentials (a tracker open to anonymous API calls, or auth done by a proxy)."""
-
-    type: Literal["none"] = "none"
-
-
-class BearerAuth(_Strict):
-    """``Authorization: Bearer <token>`` (GitHub tokens, most SaaS personal access tokens)."""
-
-    type: Literal["bearer"]
-    token: SecretStr
-    scheme: str = Field(default="Bearer", description="the word before the token")
-
-
-class BasicAuth(_Strict):
-    """HTTP basic authentication (Roundup, Redmine with a login)."""
-
-    type: Literal["basic"]
-    username: str
-    password: SecretStr
-
-
-class ApiKeyAuth(_Strict):
-    """An API key in a header (``X-Redmine-API-Key``) or a query parameter (``?key=``)."""
-
-    type: Literal["api_key"]
-    name: str = Field(description="header or query parameter name")
-    key: SecretStr
-    location: Literal["header", "query"] = "header"
-    prefix: str = Field(default="", description="text before the key, e.g. 'token '")
-
-
-class OAuth2ClientCredentials(_Strict):
-    """OAuth 2 client credentials grant; the token is cached until shortly before it expires."""
-
-    type: Literal["oauth2_client_credentials"]
-    token_url: str
-    client_id: str
-    client_secret: SecretStr
-    scope: str | None = None
-    audience: str | None = None
-    client_auth: Literal["basic", "body"] = Field(
-        default="basic", description="send the client secret as basic auth or in the form body"
-    )
-
-
-Auth = Annotated[
-    NoAuth | BearerAuth | BasicAuth | ApiKeyAuth | OAuth2ClientCredentials,
-    Field(discriminator="type"),
-]
-
-
 # --- operations ---------------------------------------------------------------------------------
 
 
-class Pagination(_Strict):
-    """How a list operation pages. Styles: ``none``; ``page`` (page number + page size);
-    ``offset`` (offset + limit); ``cursor`` (a token from the body sent back as a parameter);
-    ``link_header`` (RFC 8288 ``Link: <...>; rel="next"``); ``next_url`` (a URL in the body);
-    ``keyset`` (the next page asks for items from the last one's ``key`` on, by ``key_param`` =
-    ``key_value``: a stable order that an item changed or deleted during the read cannot shift,
-    see docs/adrs/0007-reads-that-survive-moving-pages.md)."""
-
-    style: Literal["none", "page", "offset", "cursor", "link_header", "next_url", "keyset"] = "none"
-    page_size: int = Field(default=100, gt=0)
-    size_param: str | None = Field(default=None, description="page size parameter, if any")
-    page_param: str = "page"
-    first_page: int = 1
-    offset_param: str = "offset"
-    token_param: str = "cursor"
-    next_token: str | None = Field(default=None, description="JMESPath to the next-page token")
-    next_url: str | None = Field(default=None, description="JMESPath to the next page's URL")
-    total: str | None = Field(default=None, description="JMESPath to the total item count")
-    key: str | None = Field(
-        default=None, description="keyset: JMESPath to an item's position (an increasing id)"
-    )
-    key_param: str | None = Field(default=None, description="keyset: the parameter of the bound")
-    key_value: str = Field(
-        default="{{ key }}",
-        description="keyset: template of the bound over {{ key }}; an inclusive bound (>=) is "
-        "fine, the item read already is dropped",
-    )
-    max_pages: int = Field(default=10_000, gt=0, description="a guard against a looping server")
-
-    @model_validator(mode="after")
-    def _keyset_complete(self) -> Pagination:
-        if self.style == "keyset" and (self.key is None or self.key_param is None):
-            raise ValueError("pagination style keyset needs key (JMESPath) and key_param")
-        return self
+def Pagination(**settings: Any) -> Paging:
+    """The paging model of ``settings`` by their ``style`` (see :mod:`.paging`); named as the
+    one class that held every style's settings was, so that code building one still does."""
+    model: Paging = paging_from(settings)
+    return model
 
 
 class NotFound(_Strict):
@@ -166,7 +91,7 @@ class Operation(_Strict):
         default=None, description="JMESPath to the document (get) or the new id (create, comment)"
     )
     when: str | None = Field(default=None, description="JMESPath; falsy = skip this call")
-    pagination: Pagination = Field(default_factory=Pagination)
+    pagination: Paging = Field(default_factory=NoPaging)
     not_found: NotFound | None = None
     etag: bool | None = Field(default=None, description="override the instance's etag setting")
     idempotent: bool | None = Field(
@@ -175,6 +100,11 @@ class Operation(_Strict):
         "Default: GET, PUT and DELETE yes, POST and PATCH no. A write that is not is never "
         "repeated blindly: after a lost answer the adapter looks for its breadcrumb first",
     )
+
+    @field_validator("pagination", mode="before")
+    @classmethod
+    def _paging_by_style(cls, value: Any) -> Any:
+        return paging_from(value)
 
     @property
     def is_idempotent(self) -> bool:
@@ -374,6 +304,7 @@ class RestConfig(AdapterConfig):
         auth = data.get("auth")
         if isinstance(auth, dict) and auth.get("type", "") != profile.get("auth", {}).get("type"):
             profile.pop("auth", None)  # another kind of auth: none of the profile's keys apply
+        _keep_paging_settings_of_the_users_style(profile, data)
         return deep_merge(profile, data)
 
     @field_validator("base_url")
@@ -423,6 +354,25 @@ def deep_merge(base: Any, override: Any) -> Any:
     return override
 
 
+def _keep_paging_settings_of_the_users_style(profile: dict[str, Any], data: dict[str, Any]) -> None:
+    """Where the user pages an operation in another style than the profile, only the profile's
+    settings that the user's style has too (``page_size``, ``size_param``) still apply."""
+    operations = data.get("operations")
+    if not isinstance(operations, dict):
+        return
+    for name, operation in operations.items():
+        ours = operation.get("pagination") if isinstance(operation, dict) else None
+        theirs = profile.get("operations", {}).get(name)
+        theirs = theirs.get("pagination") if isinstance(theirs, dict) else None
+        if not (isinstance(ours, dict) and isinstance(theirs, dict) and "style" in ours):
+            continue
+        if ours["style"] != theirs.get("style", "none"):
+            keep = settings_of(ours["style"]) - {"style"}
+            profile["operations"][name]["pagination"] = {
+                key: value for key, value in theirs.items() if key in keep
+            }
+
+
 def _expressions(config: RestConfig) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for name in Operations.model_fields:
@@ -437,11 +387,11 @@ def _expressions(config: RestConfig) -> list[tuple[str, str]]:
             if value is not None:
                 found.append((f"{where}.{part}", value))
         paging = operation.pagination
-        for part in ("next_token", "next_url", "total", "key"):
-            value = getattr(paging, part)
-            if value is not None:
-                found.append((f"{where}.pagination.{part}", value))
-        found += [(f"{where}.pagination.key_value", e) for e in expressions_in(paging.key_value)]
+        found += [(f"{where}.pagination.{k}", v) for k, v in paging.expressions().items()]
+        if isinstance(paging, KeysetPaging):
+            found += [
+                (f"{where}.pagination.key_value", e) for e in expressions_in(paging.key_value)
+            ]
         if operation.not_found is not None and operation.not_found.when is not None:
             found.append((f"{where}.not_found.when", operation.not_found.when))
     for section in ("ticket", "comment"):

@@ -1,4 +1,5 @@
-"""HTTP for the REST adapter: authentication, retries, rate limits, errors, ETags and paging.
+"""HTTP for the REST adapter: retries, rate limits, errors and ETags (paging: ``paging.py``,
+authentication: ``auth.py``).
 
 Everything that talks to the network goes through :class:`RestClient`, so the rules hold for every
 operation of every profile:
@@ -21,7 +22,6 @@ operation of every profile:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,15 +31,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from nhd_bridge.adapters.rest.config import (
-    ApiKeyAuth,
-    BasicAuth,
-    BearerAuth,
-    OAuth2ClientCredentials,
-    Operation,
-    RestConfig,
-)
-from nhd_bridge.adapters.rest.template import render, render_url, search
+from nhd_bridge.adapters.rest.config import Operation, RestConfig
+from nhd_bridge.adapters.rest.paging import PageRequest, read_pages
+from nhd_bridge.adapters.rest.template import render, render_text_value, render_url, search
 from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
 
 __all__ = ["AmbiguousWrite", "Answer", "RestClient", "StaleWrite"]
@@ -49,8 +43,6 @@ log = logging.getLogger(__name__)
 USER_AGENT = "nhd-bridge-rest/0.1"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
-# An OAuth token is renewed this long before the server says it expires.
-TOKEN_MARGIN_SECONDS = 30.0
 
 
 class StaleWrite(TransientError):
@@ -84,8 +76,6 @@ class RestClient:
         self.config = config
         self._sleep = sleep
         self._secrets = _secrets(config)
-        self._token: tuple[str, float] | None = None
-        self._token_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=config.base_url,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
@@ -95,6 +85,8 @@ class RestClient:
             trust_env=False,
             follow_redirects=False,
         )
+        # Set after: OAuth fetches its token with this client.
+        self._http.auth = config.auth.httpx_auth(self._http, on_token=self._secrets.append)
         base_context = {"base_url": config.base_url, "origin": config.origin, "vars": config.vars}
         self._headers = {
             name: str(value)
@@ -193,97 +185,23 @@ class RestClient:
         ``start_key`` (keyset pagination) starts the read at that key, as the page after the
         one that ended with it would."""
         paging = operation.pagination
-        url: str | None = render_url(operation.url, context)
-        params = _params(render(operation.params, context))
         headers = {
             k: str(v) for k, v in render(operation.headers, context).items() if v is not None
         }
-        if paging.size_param:
-            params[paging.size_param] = str(paging.page_size)
-        page, offset, pages_read = paging.first_page, 0, 0
-        last_key: Any = start_key
-        if paging.style == "page":
-            params[paging.page_param] = str(page)
-        elif paging.style == "offset":
-            params[paging.offset_param] = "0"
-        elif paging.style == "keyset" and start_key is not None:
-            params[paging.key_param] = self._key_bound(paging, start_key)
-        while url is not None:
-            pages_read += 1
-            if pages_read > paging.max_pages:
-                raise PermanentError(
-                    f"{what}: more than {paging.max_pages} pages; the pagination settings "
-                    "probably loop (check operations.*.pagination)"
-                )
-            answer = self.request("GET", url, what=what, params=params, headers=headers)
-            items = search(operation.items, answer.data) if operation.items else answer.data
-            if items is None:
-                items = []
-            if not isinstance(items, list):
-                raise PermanentError(
-                    f"{what}: {operation.items or '@'} gave {type(items).__name__}, not a list; "
-                    "check the operation's items expression against the API's answer"
-                )
-            if paging.style == "keyset":
-                fresh = [i for i in items if last_key is None or _after(_key(paging, i), last_key)]
-                yield fresh, answer
-                if not fresh or len(items) < paging.page_size:
-                    return
-                last_key = _key(paging, items[-1])
-                params = {**params, paging.key_param: self._key_bound(paging, last_key)}
-                continue
-            yield items, answer
-            url, params = self._next_page(paging, answer, url, params, len(items), offset, page)
-            page += 1
-            offset += len(items)
+        params = _params(render(operation.params, context))
+        first = paging.first(render_url(operation.url, context), params, start_key)
 
-    @staticmethod
-    def _key_bound(paging: Any, key: Any) -> str:
-        return render_text_value(render(paging.key_value, {"key": key}))
+        def fetch(page: PageRequest) -> Answer:
+            return self.request("GET", page.url, what=what, params=page.params, headers=headers)
 
-    def _next_page(
-        self,
-        paging: Any,
-        answer: Answer,
-        url: str,
-        params: dict[str, Any],
-        count: int,
-        offset: int,
-        page: int,
-    ) -> tuple[str | None, dict[str, Any]]:
-        style = paging.style
-        if style == "none":
-            return None, params
-        if style in {"page", "offset"}:
-            total = search(paging.total, answer.data) if paging.total else None
-            if count == 0 or (total is None and count < paging.page_size):
-                return None, params
-            if total is not None and offset + count >= int(total):
-                return None, params
-            if style == "page":
-                return url, {**params, paging.page_param: str(page + 1)}
-            return url, {**params, paging.offset_param: str(offset + count)}
-        if style == "cursor":
-            token = search(paging.next_token, answer.data)
-            if token in (None, ""):
-                return None, params
-            return url, {**params, paging.token_param: str(token)}
-        if style == "link_header":
-            following = answer.response.links.get("next", {}).get("url")
-            return (self._same_site(following), {}) if following else (None, params)
-        following = search(paging.next_url, answer.data)
-        return (self._same_site(str(following)), {}) if following else (None, params)
-
-    def _same_site(self, url: str) -> str:
-        """A next-page URL from the server; refused if it leaves the API's host (the
-        credentials would follow it)."""
-        absolute = urljoin(self.config.base_url, url)
-        if urlsplit(absolute).netloc != urlsplit(self.config.base_url).netloc:
-            raise PermanentError(
-                f"the next page is on another host ({urlsplit(absolute).netloc}); refusing to "
-                "send credentials there"
-            )
-        return absolute
+        yield from read_pages(
+            paging,
+            first,
+            fetch,
+            items_at=operation.items,
+            base_url=self.config.base_url,
+            what=what,
+        )
 
     # --- one request ----------------------------------------------------------------------------
 
@@ -357,71 +275,7 @@ class RestClient:
         headers = {**self._headers, **(request.pop("headers", None) or {})}
         # None, not {}: httpx replaces a URL's own query (a next-page link) with empty params.
         params = request.pop("params", None) or None
-        auth = self.config.auth
-        if isinstance(auth, BasicAuth):
-            request["auth"] = httpx.BasicAuth(auth.username, auth.password.get_secret_value())
-        elif isinstance(auth, BearerAuth):
-            headers["Authorization"] = f"{auth.scheme} {auth.token.get_secret_value()}"
-        elif isinstance(auth, ApiKeyAuth):
-            value = auth.prefix + auth.key.get_secret_value()
-            if auth.location == "header":
-                headers[auth.name] = value
-            else:
-                params = {**(params or {}), auth.name: value}
-        elif isinstance(auth, OAuth2ClientCredentials):
-            headers["Authorization"] = f"Bearer {self._oauth_token(auth)}"
-        response = self._http.request(method, url, params=params, headers=headers, **request)
-        if response.status_code == 401 and isinstance(auth, OAuth2ClientCredentials):
-            with self._token_lock:
-                self._token = None  # revoked or expired early: one fresh token, once
-            headers["Authorization"] = f"Bearer {self._oauth_token(auth)}"
-            response = self._http.request(method, url, params=params, headers=headers, **request)
-        return response
-
-    def _oauth_token(self, auth: OAuth2ClientCredentials) -> str:
-        with self._token_lock:
-            now = time.monotonic()
-            if self._token is not None and self._token[1] > now:
-                return self._token[0]
-            form = {"grant_type": "client_credentials"}
-            if auth.scope:
-                form["scope"] = auth.scope
-            if auth.audience:
-                form["audience"] = auth.audience
-            secret = auth.client_secret.get_secret_value()
-            extra: dict[str, Any] = {}
-            if auth.client_auth == "basic":
-                extra["auth"] = httpx.BasicAuth(auth.client_id, secret)
-            else:
-                form |= {"client_id": auth.client_id, "client_secret": secret}
-            try:
-                response = self._http.post(auth.token_url, data=form, **extra)
-            except httpx.TransportError as error:
-                raise TransientError(
-                    f"the OAuth token endpoint {_no_query(auth.token_url)} could not be reached "
-                    f"({type(error).__name__})"
-                ) from None
-            if response.status_code >= 400:
-                detail = self._message(response)
-                error_class = TransientError if response.status_code >= 500 else PermanentError
-                raise error_class(
-                    self._redact(
-                        f"getting an OAuth token from {_no_query(auth.token_url)} failed: HTTP "
-                        f"{response.status_code}{': ' + detail if detail else ''}; check "
-                        "auth.client_id, auth.client_secret and auth.scope"
-                    )
-                )
-            data = _json(response) or {}
-            token = data.get("access_token") if isinstance(data, dict) else None
-            if not token:
-                raise PermanentError(
-                    f"the OAuth token endpoint {_no_query(auth.token_url)} answered without an "
-                    "access_token"
-                )
-            lifetime = float(data.get("expires_in") or 3600)
-            self._token = (str(token), now + max(lifetime - TOKEN_MARGIN_SECONDS, 1.0))
-            self._secrets.append(str(token))
-            return str(token)
+        return self._http.request(method, url, params=params, headers=headers, **request)
 
     # --- errors ---------------------------------------------------------------------------------
 
@@ -462,16 +316,7 @@ class RestClient:
         return PermanentError(self._redact(f"{what}: {where} was refused (HTTP {status}){said}"))
 
     def _auth_hint(self) -> str:
-        auth = self.config.auth
-        if isinstance(auth, BasicAuth):
-            return f"check auth.username ({auth.username!r}) and auth.password"
-        if isinstance(auth, BearerAuth):
-            return "check auth.token (expired or revoked?)"
-        if isinstance(auth, ApiKeyAuth):
-            return f"check auth.key (sent as {auth.location} {auth.name!r})"
-        if isinstance(auth, OAuth2ClientCredentials):
-            return "check auth.client_id, auth.client_secret and auth.scope"
-        return "the tracker wants credentials: set auth"
+        return self.config.auth.hint()
 
     def _message(self, response: httpx.Response) -> str:
         """The tracker's own words from an error body, on one line, at most 300 characters."""
@@ -522,12 +367,6 @@ def _params(rendered: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def render_text_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _json(response: httpx.Response) -> Any:
     if not response.content:
         return None
@@ -559,24 +398,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         # GitHub sends epoch seconds; Roundup and others send seconds to wait.
         return max(number - time.time(), 0.0) if number > 1_000_000_000 else number
     return None
-
-
-def _key(paging: Any, item: Any) -> Any:
-    value = search(paging.key, item)
-    if value is None:
-        raise PermanentError(
-            f"pagination.key ({paging.key!r}) found nothing in a listed item; keyset paging "
-            "needs it on every item"
-        )
-    return value
-
-
-def _after(value: Any, bound: Any) -> bool:
-    """Whether a key comes after the bound: numbers as numbers (ids), anything else as text."""
-    try:
-        return float(value) > float(bound)
-    except (TypeError, ValueError):
-        return str(value) > str(bound)
 
 
 def _rate_limited(response: httpx.Response) -> bool:

@@ -42,6 +42,7 @@ __all__ = [
     "expressions_in",
     "render",
     "render_text",
+    "render_text_value",
     "render_url",
     "search",
 ]
@@ -151,6 +152,13 @@ def render_url(template: str, context: dict[str, Any]) -> str:
     if url is None:
         raise TemplateError(f"URL template {template!r} refers to a value that is not set")
     return url
+
+
+def render_text_value(value: Any) -> str:
+    """A value as a query parameter or form field: booleans as JSON writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _as_text(value: Any) -> str:
