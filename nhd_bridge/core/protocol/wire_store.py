@@ -27,6 +27,7 @@ from nhd_bridge.core.protocol.rules import (
     other_role,
     plan_agreement_update,
 )
+from nhd_bridge.core.state import StateStore, stored_utc, utcnow
 from nhd_bridge.core.state.schema import (
     WIRE_SEQUENCE_NAME,
     wire_agreements,
@@ -35,7 +36,6 @@ from nhd_bridge.core.state.schema import (
     wire_sequence,
     wire_tickets,
 )
-from nhd_bridge.core.state.store import StateStore, stored_utc, utcnow
 
 __all__ = [
     "AlreadyExists",

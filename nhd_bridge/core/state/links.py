@@ -1,0 +1,143 @@
+"""Shared tickets and where each instance holds its copy: the mapping that keeps a bridge from
+creating duplicates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, select, update
+
+from nhd_bridge.core.state.base import TxBase, chunks, from_row, utcnow
+from nhd_bridge.core.state.schema import shared_tickets, ticket_links
+
+__all__ = ["LinkRow", "LinkTx"]
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    shared_uuid: str
+    instance: str
+    local_id: str | None
+    state: str
+
+
+class LinkTx(TxBase):
+    """Shared tickets, and the links from each to its copy on each instance."""
+
+    def add_shared_ticket(self, uuid: str, origin_instance: str, original_id: str | None) -> None:
+        # Insert-if-absent in one statement: two agreements on one instance may share the same
+        # ticket at the same moment, and a read-then-insert would let the slower one fail.
+        self._insert_absent(
+            shared_tickets,
+            ("uuid",),
+            [
+                {
+                    "uuid": uuid,
+                    "origin_instance": origin_instance,
+                    "original_id": original_id,
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+
+    def shared_ticket_origin(self, uuid: str) -> tuple[str, str | None] | None:
+        row = self._execute(select(shared_tickets).where(shared_tickets.c.uuid == uuid)).first()
+        return (row.origin_instance, row.original_id) if row else None
+
+    def links_for_locals(self, instance: str, local_ids: list[str]) -> dict[str, LinkRow]:
+        """``link_for_local`` for a whole page of tickets in one query."""
+        found: dict[str, LinkRow] = {}
+        for chunk in chunks(local_ids):
+            rows = self._execute(
+                select(ticket_links).where(
+                    and_(ticket_links.c.instance == instance, ticket_links.c.local_id.in_(chunk))
+                )
+            )
+            for row in rows:
+                link = _link(row)
+                if link is not None and link.local_id is not None:
+                    found[link.local_id] = link
+        return found
+
+    def link_for_local(self, instance: str, local_id: str) -> LinkRow | None:
+        row = self._execute(
+            select(ticket_links).where(
+                and_(ticket_links.c.instance == instance, ticket_links.c.local_id == local_id)
+            )
+        ).first()
+        return _link(row)
+
+    def link(self, shared_uuid: str, instance: str) -> LinkRow | None:
+        row = self._execute(
+            select(ticket_links).where(
+                and_(ticket_links.c.shared_uuid == shared_uuid, ticket_links.c.instance == instance)
+            )
+        ).first()
+        return _link(row)
+
+    def links(self, shared_uuid: str) -> list[LinkRow]:
+        rows = self._execute(
+            select(ticket_links)
+            .where(ticket_links.c.shared_uuid == shared_uuid)
+            .order_by(ticket_links.c.created_at)
+        )
+        return [link for row in rows if (link := _link(row)) is not None]
+
+    def put_link(
+        self, shared_uuid: str, instance: str, local_id: str | None, state: str
+    ) -> list[str]:
+        """Link ``local_id`` of ``instance`` to a shared ticket. A local id belongs to one shared
+        ticket: another link still holding it is stale (its ticket was deleted and the tracker
+        handed the id out again), so it is orphaned. Returns the shared uuids so displaced."""
+        now = utcnow()
+        displaced: list[str] = []
+        if local_id is not None:
+            holder = self.link_for_local(instance, local_id)
+            if holder is not None and holder.shared_uuid != shared_uuid:
+                self._execute(
+                    update(ticket_links)
+                    .where(
+                        and_(
+                            ticket_links.c.shared_uuid == holder.shared_uuid,
+                            ticket_links.c.instance == instance,
+                        )
+                    )
+                    .values(local_id=None, state="orphaned", updated_at=now)
+                )
+                displaced.append(holder.shared_uuid)
+        self._upsert(
+            ticket_links,
+            {"shared_uuid": shared_uuid, "instance": instance},
+            {"local_id": local_id, "state": state, "updated_at": now},
+            created={"created_at": now},
+        )
+        return displaced
+
+    def drop_link(self, shared_uuid: str, instance: str) -> None:
+        self._execute(
+            delete(ticket_links).where(
+                and_(ticket_links.c.shared_uuid == shared_uuid, ticket_links.c.instance == instance)
+            )
+        )
+
+    def pending_links(self, instance: str) -> list[LinkRow]:
+        rows = self._execute(
+            select(ticket_links).where(
+                and_(ticket_links.c.instance == instance, ticket_links.c.state == "pending")
+            )
+        )
+        return [link for row in rows if (link := _link(row)) is not None]
+
+    def instance_links(self, instance: str) -> list[LinkRow]:
+        """Every link of one instance, oldest first: what ``doctor`` checks against the tracker."""
+        rows = self._execute(
+            select(ticket_links)
+            .where(ticket_links.c.instance == instance)
+            .order_by(ticket_links.c.created_at)
+        )
+        return [link for row in rows if (link := _link(row)) is not None]
+
+
+def _link(row: Any) -> LinkRow | None:
+    return None if row is None else from_row(LinkRow, row)
