@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from nhd_bridge.core.adapter import AdapterError
 from nhd_bridge.core.doctor.base import Census, DoctorBase
-from nhd_bridge.core.doctor.findings import Finding
+from nhd_bridge.core.doctor.findings import Finding, FindingKind
 from nhd_bridge.core.state import StateTx
 
 __all__ = ["TicketChecks"]
@@ -57,28 +57,29 @@ class TicketChecks(DoctorBase):
                 self.errors.append(f"{instance}:{local_id}: could not be read: {error}")
                 continue
             if record is None:
-                yield Finding(
-                    kind="orphan-link",
-                    agreement=owner,
-                    instance=instance,
-                    shared_uuid=link.shared_uuid,
-                    local_ids=(local_id,),
-                    detail=f"the store links {instance}:{local_id}, which no longer exists; "
-                    "--repair marks the shared ticket orphaned there (the other copy is kept)",
-                    repairable=True,
+                kind: FindingKind = "orphan-link"
+                detail = (
+                    f"the store links {instance}:{local_id}, which no longer exists; "
+                    "--repair marks the shared ticket orphaned there (the other copy is kept)"
                 )
             elif record.shared_uuid is not None and record.shared_uuid != link.shared_uuid:
-                yield Finding(
-                    kind="reused-id",
-                    agreement=owner,
-                    instance=instance,
-                    shared_uuid=link.shared_uuid,
-                    local_ids=(local_id,),
-                    detail=f"{instance}:{local_id} now carries the breadcrumb of shared ticket "
+                kind = "reused-id"
+                detail = (
+                    f"{instance}:{local_id} now carries the breadcrumb of shared ticket "
                     f"{record.shared_uuid[:12]}: the copy the store links was deleted and its id "
-                    "given out again; --repair orphans the stale link",
-                    repairable=True,
+                    "given out again; --repair orphans the stale link"
                 )
+            else:
+                continue
+            yield Finding(
+                kind=kind,
+                agreement=owner,
+                instance=instance,
+                shared_uuid=link.shared_uuid,
+                local_ids=(local_id,),
+                detail=detail,
+                repairable=True,
+            )
 
     def _copies(
         self, read: StateTx, instance: str, involving: list[str], census: Census

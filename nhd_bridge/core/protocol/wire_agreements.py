@@ -16,7 +16,7 @@ from nhd_bridge.core.protocol.wire_base import (
     WireBase,
     agreement_row,
 )
-from nhd_bridge.core.state.base import utcnow
+from nhd_bridge.core.state.base import matching, utcnow
 from nhd_bridge.core.state.schema import wire_agreements, wire_bindings, wire_tickets
 
 __all__ = ["WireAgreements"]
@@ -72,12 +72,7 @@ class WireAgreements(WireBase):
             return connection.execute(
                 select(func.count())
                 .select_from(wire_agreements)
-                .where(
-                    and_(
-                        wire_agreements.c.our_role == "receiver",
-                        wire_agreements.c.status == "pending",
-                    )
-                )
+                .where(matching(wire_agreements, our_role="receiver", status="pending"))
             ).scalar_one()
 
     def create_incoming_agreement(self, agreement: Agreement) -> WireAgreement:

@@ -19,7 +19,7 @@ from nhd_bridge.core.protocol.wire_base import (
     WireTicket,
     agreement_row,
 )
-from nhd_bridge.core.state.base import load_json, stored_utc, utcnow
+from nhd_bridge.core.state.base import load_json, matching, stored_utc, utcnow
 from nhd_bridge.core.state.schema import wire_agreements, wire_comments, wire_tickets
 
 __all__ = ["WireTickets"]
@@ -179,10 +179,7 @@ def _dump(value: Any) -> str:
 def _ticket_row(connection: Connection, agreement_uuid: str, ticket_uuid: str) -> Any:
     return connection.execute(
         select(wire_tickets).where(
-            and_(
-                wire_tickets.c.agreement_uuid == agreement_uuid,
-                wire_tickets.c.uuid == ticket_uuid,
-            )
+            matching(wire_tickets, agreement_uuid=agreement_uuid, uuid=ticket_uuid)
         )
     ).first()
 
@@ -194,12 +191,7 @@ def _ticket(connection: Connection, agreement_uuid: str, ticket_uuid: str) -> Wi
     comment_rows = list(
         connection.execute(
             select(wire_comments)
-            .where(
-                and_(
-                    wire_comments.c.agreement_uuid == agreement_uuid,
-                    wire_comments.c.ticket_uuid == ticket_uuid,
-                )
-            )
+            .where(matching(wire_comments, agreement_uuid=agreement_uuid, ticket_uuid=ticket_uuid))
             .order_by(wire_comments.c.position)
         )
     )
@@ -310,12 +302,7 @@ def _write_ticket(
     if values:
         connection.execute(
             update(wire_tickets)
-            .where(
-                and_(
-                    wire_tickets.c.agreement_uuid == agreement.uuid,
-                    wire_tickets.c.uuid == ticket.uuid,
-                )
-            )
+            .where(matching(wire_tickets, agreement_uuid=agreement.uuid, uuid=ticket.uuid))
             .values(**values)
         )
 
@@ -330,10 +317,7 @@ def _add_comments(
 ) -> int:
     """Insert comments whose uuid is new for this (agreement, ticket); returns how many.
     A known uuid is skipped whatever its body says: a re-send never edits (§6.2)."""
-    key = and_(
-        wire_comments.c.agreement_uuid == agreement.uuid,
-        wire_comments.c.ticket_uuid == ticket.uuid,
-    )
+    key = matching(wire_comments, agreement_uuid=agreement.uuid, ticket_uuid=ticket.uuid)
     known = {row[0] for row in connection.execute(select(wire_comments.c.uuid).where(key))}
     position = connection.execute(
         select(func.coalesce(func.max(wire_comments.c.position), 0)).where(key)
@@ -379,12 +363,7 @@ def _set_unshared(
 ) -> None:
     connection.execute(
         update(wire_tickets)
-        .where(
-            and_(
-                wire_tickets.c.agreement_uuid == agreement_uuid,
-                wire_tickets.c.uuid == ticket_uuid,
-            )
-        )
+        .where(matching(wire_tickets, agreement_uuid=agreement_uuid, uuid=ticket_uuid))
         .values(
             unshared_at=utcnow() if by else None,
             unshared_by=by,

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy import and_, func, select, update
 
-from nhd_bridge.core.state.base import TxBase, chunks, from_row, utcnow
+from nhd_bridge.core.state.base import TxBase, chunks, from_row, matching, utcnow
 from nhd_bridge.core.state.schema import agreement_tickets, agreements
 
 __all__ = ["AgreementRow", "AgreementTx"]
@@ -61,22 +61,14 @@ class AgreementTx(TxBase):
     def set_agreement_ticket_state(self, agreement: str, shared_uuid: str, state: str) -> None:
         self._execute(
             update(agreement_tickets)
-            .where(
-                and_(
-                    agreement_tickets.c.agreement == agreement,
-                    agreement_tickets.c.shared_uuid == shared_uuid,
-                )
-            )
+            .where(matching(agreement_tickets, agreement=agreement, shared_uuid=shared_uuid))
             .values(state=state)
         )
 
     def agreement_ticket_state(self, agreement: str, shared_uuid: str) -> str | None:
         row = self._execute(
             select(agreement_tickets.c.state).where(
-                and_(
-                    agreement_tickets.c.agreement == agreement,
-                    agreement_tickets.c.shared_uuid == shared_uuid,
-                )
+                matching(agreement_tickets, agreement=agreement, shared_uuid=shared_uuid)
             )
         ).first()
         return row[0] if row else None

@@ -15,8 +15,9 @@ from sqlalchemy import Table, and_, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
 
-__all__ = ["TxBase", "chunks", "from_row", "load_json", "stored_utc", "utcnow"]
+__all__ = ["TxBase", "chunks", "from_row", "load_json", "matching", "stored_utc", "utcnow"]
 
 _NATIVE_UPSERT: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
@@ -53,6 +54,11 @@ def from_row(kind: type[RowT], row: Any) -> RowT:
 
 def _aware(value: Any) -> Any:
     return stored_utc(value) if isinstance(value, datetime) else value
+
+
+def matching(table: Table, **values: Any) -> ColumnElement[bool]:
+    """The condition that each named column of ``table`` equals its value."""
+    return and_(*(table.c[column] == value for column, value in values.items()))
 
 
 def load_json(text: str | None) -> Any:
@@ -100,8 +106,7 @@ class TxBase:
             statement = _native_upsert(dialect, table, tuple(key), tuple(values))
             self._execute(statement, {**key, **values, **(created or {})})
             return
-        condition = and_(*(table.c[column] == value for column, value in key.items()))
-        if not self._execute(update(table).where(condition).values(**values)).rowcount:
+        if not self._execute(update(table).where(matching(table, **key)).values(**values)).rowcount:
             self._execute(insert(table).values(**key, **values, **(created or {})))
 
     def _insert_absent(
@@ -119,7 +124,7 @@ class TxBase:
             self._execute_many(statement, rows)
             return
         for row in rows:
-            condition = and_(*(table.c[column] == row[column] for column in key))
+            condition = matching(table, **{column: row[column] for column in key})
             if self._execute(select(*(table.c[column] for column in key)).where(condition)).first():
                 continue
             self._execute(insert(table).values(**row))

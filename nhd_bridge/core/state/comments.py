@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import delete, select
 
-from nhd_bridge.core.state.base import TxBase, chunks, utcnow
+from nhd_bridge.core.state.base import TxBase, chunks, matching, utcnow
 from nhd_bridge.core.state.schema import comment_links
 
 __all__ = ["CommentLinkTx"]
@@ -80,9 +80,6 @@ class CommentLinkTx(TxBase):
     def drop_comment_link(self, comment_uuid: str, instance: str) -> None:
         self._execute(
             delete(comment_links).where(
-                and_(
-                    comment_links.c.comment_uuid == comment_uuid,
-                    comment_links.c.instance == instance,
-                )
+                matching(comment_links, comment_uuid=comment_uuid, instance=instance)
             )
         )

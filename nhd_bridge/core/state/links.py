@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, select, update
 
-from nhd_bridge.core.state.base import TxBase, chunks, from_row, utcnow
+from nhd_bridge.core.state.base import TxBase, chunks, from_row, matching, utcnow
 from nhd_bridge.core.state.schema import shared_tickets, ticket_links
 
 __all__ = ["LinkRow", "LinkTx"]
@@ -56,33 +56,20 @@ class LinkTx(TxBase):
             )
             for row in rows:
                 link = _link(row)
-                if link is not None and link.local_id is not None:
+                if link.local_id is not None:
                     found[link.local_id] = link
         return found
 
     def link_for_local(self, instance: str, local_id: str) -> LinkRow | None:
-        row = self._execute(
-            select(ticket_links).where(
-                and_(ticket_links.c.instance == instance, ticket_links.c.local_id == local_id)
-            )
-        ).first()
-        return _link(row)
+        found = self._links_where(instance=instance, local_id=local_id)
+        return found[0] if found else None
 
     def link(self, shared_uuid: str, instance: str) -> LinkRow | None:
-        row = self._execute(
-            select(ticket_links).where(
-                and_(ticket_links.c.shared_uuid == shared_uuid, ticket_links.c.instance == instance)
-            )
-        ).first()
-        return _link(row)
+        found = self._links_where(shared_uuid=shared_uuid, instance=instance)
+        return found[0] if found else None
 
     def links(self, shared_uuid: str) -> list[LinkRow]:
-        rows = self._execute(
-            select(ticket_links)
-            .where(ticket_links.c.shared_uuid == shared_uuid)
-            .order_by(ticket_links.c.created_at)
-        )
-        return [link for row in rows if (link := _link(row)) is not None]
+        return self._links_where(shared_uuid=shared_uuid)
 
     def put_link(
         self, shared_uuid: str, instance: str, local_id: str | None, state: str
@@ -98,10 +85,7 @@ class LinkTx(TxBase):
                 self._execute(
                     update(ticket_links)
                     .where(
-                        and_(
-                            ticket_links.c.shared_uuid == holder.shared_uuid,
-                            ticket_links.c.instance == instance,
-                        )
+                        matching(ticket_links, shared_uuid=holder.shared_uuid, instance=instance)
                     )
                     .values(local_id=None, state="orphaned", updated_at=now)
                 )
@@ -117,27 +101,22 @@ class LinkTx(TxBase):
     def drop_link(self, shared_uuid: str, instance: str) -> None:
         self._execute(
             delete(ticket_links).where(
-                and_(ticket_links.c.shared_uuid == shared_uuid, ticket_links.c.instance == instance)
+                matching(ticket_links, shared_uuid=shared_uuid, instance=instance)
             )
         )
 
     def pending_links(self, instance: str) -> list[LinkRow]:
-        rows = self._execute(
-            select(ticket_links).where(
-                and_(ticket_links.c.instance == instance, ticket_links.c.state == "pending")
-            )
-        )
-        return [link for row in rows if (link := _link(row)) is not None]
+        return self._links_where(instance=instance, state="pending")
 
     def instance_links(self, instance: str) -> list[LinkRow]:
         """Every link of one instance, oldest first: what ``doctor`` checks against the tracker."""
-        rows = self._execute(
-            select(ticket_links)
-            .where(ticket_links.c.instance == instance)
-            .order_by(ticket_links.c.created_at)
-        )
-        return [link for row in rows if (link := _link(row)) is not None]
+        return self._links_where(instance=instance)
+
+    def _links_where(self, **key: str) -> list[LinkRow]:
+        """The links whose columns have the values given, oldest first."""
+        query = select(ticket_links).where(matching(ticket_links, **key))
+        return [_link(row) for row in self._execute(query.order_by(ticket_links.c.created_at))]
 
 
-def _link(row: Any) -> LinkRow | None:
-    return None if row is None else from_row(LinkRow, row)
+def _link(row: Any) -> LinkRow:
+    return from_row(LinkRow, row)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from nhd_bridge.core.redaction import redact
-from nhd_bridge.core.state.base import TxBase, from_row, utcnow
+from nhd_bridge.core.state.base import TxBase, from_row, matching, utcnow
 from nhd_bridge.core.state.schema import parked
 
 __all__ = ["ParkedRow", "ParkingTx"]
@@ -56,7 +56,7 @@ class ParkingTx(TxBase):
         if existing:
             self._execute(
                 update(parked)
-                .where(and_(parked.c.agreement == agreement, parked.c.shared_uuid == shared_uuid))
+                .where(matching(parked, agreement=agreement, shared_uuid=shared_uuid))
                 .values(**values)
             )
         else:
@@ -71,16 +71,12 @@ class ParkingTx(TxBase):
 
     def unpark(self, agreement: str, shared_uuid: str) -> None:
         self._execute(
-            delete(parked).where(
-                and_(parked.c.agreement == agreement, parked.c.shared_uuid == shared_uuid)
-            )
+            delete(parked).where(matching(parked, agreement=agreement, shared_uuid=shared_uuid))
         )
 
     def parked_entry(self, agreement: str, shared_uuid: str) -> ParkedRow | None:
         row = self._execute(
-            select(parked).where(
-                and_(parked.c.agreement == agreement, parked.c.shared_uuid == shared_uuid)
-            )
+            select(parked).where(matching(parked, agreement=agreement, shared_uuid=shared_uuid))
         ).first()
         return from_row(ParkedRow, row) if row else None
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from nhd_bridge.core.state.base import TxBase, chunks, utcnow
+from nhd_bridge.core.state.base import TxBase, chunks, matching, utcnow
 from nhd_bridge.core.state.schema import cursors, snapshots
 
 __all__ = ["SnapshotTx"]
@@ -20,11 +20,7 @@ class SnapshotTx(TxBase):
     def snapshot(self, agreement: str, shared_uuid: str, instance: str) -> dict[str, Any] | None:
         row = self._execute(
             select(snapshots.c.data).where(
-                and_(
-                    snapshots.c.agreement == agreement,
-                    snapshots.c.shared_uuid == shared_uuid,
-                    snapshots.c.instance == instance,
-                )
+                matching(snapshots, agreement=agreement, shared_uuid=shared_uuid, instance=instance)
             )
         ).first()
         return json.loads(row[0]) if row else None
@@ -58,7 +54,7 @@ class SnapshotTx(TxBase):
     def cursor(self, agreement: str, instance: str) -> str | None:
         row = self._execute(
             select(cursors.c.cursor).where(
-                and_(cursors.c.agreement == agreement, cursors.c.instance == instance)
+                matching(cursors, agreement=agreement, instance=instance)
             )
         ).first()
         return row[0] if row else None

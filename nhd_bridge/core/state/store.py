@@ -16,13 +16,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, create_engine, delete, event, insert, or_, select, update
+from sqlalchemy import create_engine, delete, event, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from nhd_bridge.core.state import schema
 from nhd_bridge.core.state.agreements import AgreementTx
-from nhd_bridge.core.state.base import utcnow
+from nhd_bridge.core.state.base import matching, utcnow
 from nhd_bridge.core.state.comments import CommentLinkTx
 from nhd_bridge.core.state.health import HealthTx
 from nhd_bridge.core.state.journal import JournalTx
@@ -117,9 +117,7 @@ class StateStore:
     def release_lease(self, agreement: str, holder: str) -> None:
         with self.engine.begin() as connection:
             connection.execute(
-                delete(leases).where(
-                    and_(leases.c.agreement == agreement, leases.c.holder == holder)
-                )
+                delete(leases).where(matching(leases, agreement=agreement, holder=holder))
             )
 
     def close(self) -> None:
