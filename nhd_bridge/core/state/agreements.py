@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 
-from nhd_bridge.core.state.base import TxBase, chunks, from_row, matching, utcnow
+from nhd_bridge.core.state.base import TxBase, from_row, matching, utcnow
 from nhd_bridge.core.state.schema import agreement_tickets, agreements
 
 __all__ = ["AgreementRow", "AgreementTx"]
@@ -66,26 +66,15 @@ class AgreementTx(TxBase):
         )
 
     def agreement_ticket_state(self, agreement: str, shared_uuid: str) -> str | None:
-        row = self._execute(
-            select(agreement_tickets.c.state).where(
-                matching(agreement_tickets, agreement=agreement, shared_uuid=shared_uuid)
-            )
-        ).first()
-        return row[0] if row else None
+        state = self._value(agreement_tickets.c.state, agreement=agreement, shared_uuid=shared_uuid)
+        return None if state is None else str(state)
 
     def agreement_ticket_states(self, agreement: str, shared_uuids: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for chunk in chunks(shared_uuids):
-            rows = self._execute(
-                select(agreement_tickets.c.shared_uuid, agreement_tickets.c.state).where(
-                    and_(
-                        agreement_tickets.c.agreement == agreement,
-                        agreement_tickets.c.shared_uuid.in_(chunk),
-                    )
-                )
-            )
-            found.update({row.shared_uuid: row.state for row in rows})
-        return found
+        query = select(agreement_tickets.c.shared_uuid, agreement_tickets.c.state).where(
+            agreement_tickets.c.agreement == agreement
+        )
+        rows = self._rows_in(query, agreement_tickets.c.shared_uuid, shared_uuids)
+        return {row.shared_uuid: row.state for row in rows}
 
     def agreements_of_ticket(self, shared_uuid: str) -> dict[str, str]:
         rows = self._execute(

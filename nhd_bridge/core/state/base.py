@@ -11,7 +11,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
 
-from sqlalchemy import Table, and_, insert, select, update
+from sqlalchemy import Column, Select, Table, and_, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -86,6 +86,16 @@ class TxBase:
             return _Buffered(
                 list(result.fetchall()) if result.returns_rows else [], result.rowcount
             )
+
+    def _value(self, column: Column[Any], **key: Any) -> Any:
+        """One column of the row whose key columns have these values; None without such a row."""
+        row = self._execute(select(column).where(matching(column.table, **key))).first()
+        return None if row is None else row[0]
+
+    def _rows_in(self, query: Select[Any], column: Column[Any], values: list[str]) -> Iterator[Any]:
+        """The rows of ``query`` whose ``column`` is one of ``values``, a chunk at a time."""
+        for chunk in chunks(values):
+            yield from self._execute(query.where(column.in_(chunk)))
 
     def _execute_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
         if rows:  # no parameters at all would run the statement once, with none

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from nhd_bridge.core.state.base import TxBase, chunks, matching, utcnow
+from nhd_bridge.core.state.base import TxBase, matching, utcnow
 from nhd_bridge.core.state.schema import comment_links
 
 __all__ = ["CommentLinkTx"]
@@ -28,12 +28,8 @@ class CommentLinkTx(TxBase):
     ) -> dict[str, dict[str, dict[str, str | None]]]:
         """``comment_links`` for many tickets: ``{shared uuid: {instance: {uuid: local}}}``."""
         found: dict[str, dict[str, dict[str, str | None]]] = {uuid: {} for uuid in shared_uuids}
-        for chunk in chunks(shared_uuids):
-            rows = self._execute(
-                select(comment_links).where(comment_links.c.shared_uuid.in_(chunk))
-            )
-            for row in rows:
-                found[row.shared_uuid].setdefault(row.instance, {})[row.comment_uuid] = row.local_id
+        for row in self._rows_in(select(comment_links), comment_links.c.shared_uuid, shared_uuids):
+            found[row.shared_uuid].setdefault(row.instance, {})[row.comment_uuid] = row.local_id
         return found
 
     def put_comment_link(

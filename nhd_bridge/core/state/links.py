@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import delete, select, update
 
-from nhd_bridge.core.state.base import TxBase, chunks, from_row, matching, utcnow
+from nhd_bridge.core.state.base import TxBase, from_row, matching, utcnow
 from nhd_bridge.core.state.schema import shared_tickets, ticket_links
 
 __all__ = ["LinkRow", "LinkTx"]
@@ -48,16 +48,11 @@ class LinkTx(TxBase):
     def links_for_locals(self, instance: str, local_ids: list[str]) -> dict[str, LinkRow]:
         """``link_for_local`` for a whole page of tickets in one query."""
         found: dict[str, LinkRow] = {}
-        for chunk in chunks(local_ids):
-            rows = self._execute(
-                select(ticket_links).where(
-                    and_(ticket_links.c.instance == instance, ticket_links.c.local_id.in_(chunk))
-                )
-            )
-            for row in rows:
-                link = _link(row)
-                if link.local_id is not None:
-                    found[link.local_id] = link
+        query = select(ticket_links).where(ticket_links.c.instance == instance)
+        for row in self._rows_in(query, ticket_links.c.local_id, local_ids):
+            link = _link(row)
+            if link.local_id is not None:
+                found[link.local_id] = link
         return found
 
     def link_for_local(self, instance: str, local_id: str) -> LinkRow | None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
-from nhd_bridge.core.state.base import TxBase, chunks, matching, utcnow
+from nhd_bridge.core.state.base import TxBase, matching, utcnow
 from nhd_bridge.core.state.schema import cursors, snapshots
 
 __all__ = ["SnapshotTx"]
@@ -18,29 +18,19 @@ class SnapshotTx(TxBase):
     """Snapshots per (agreement, shared ticket, instance) and cursors per (agreement, instance)."""
 
     def snapshot(self, agreement: str, shared_uuid: str, instance: str) -> dict[str, Any] | None:
-        row = self._execute(
-            select(snapshots.c.data).where(
-                matching(snapshots, agreement=agreement, shared_uuid=shared_uuid, instance=instance)
-            )
-        ).first()
-        return json.loads(row[0]) if row else None
+        data = self._value(
+            snapshots.c.data, agreement=agreement, shared_uuid=shared_uuid, instance=instance
+        )
+        return None if data is None else json.loads(data)
 
     def snapshots_for(
         self, agreement: str, instance: str, shared_uuids: list[str]
     ) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for chunk in chunks(shared_uuids):
-            rows = self._execute(
-                select(snapshots.c.shared_uuid, snapshots.c.data).where(
-                    and_(
-                        snapshots.c.agreement == agreement,
-                        snapshots.c.instance == instance,
-                        snapshots.c.shared_uuid.in_(chunk),
-                    )
-                )
-            )
-            found.update({row.shared_uuid: json.loads(row.data) for row in rows})
-        return found
+        query = select(snapshots.c.shared_uuid, snapshots.c.data).where(
+            matching(snapshots, agreement=agreement, instance=instance)
+        )
+        rows = self._rows_in(query, snapshots.c.shared_uuid, shared_uuids)
+        return {row.shared_uuid: json.loads(row.data) for row in rows}
 
     def put_snapshot(
         self, agreement: str, shared_uuid: str, instance: str, data: dict[str, Any]
@@ -52,12 +42,8 @@ class SnapshotTx(TxBase):
         )
 
     def cursor(self, agreement: str, instance: str) -> str | None:
-        row = self._execute(
-            select(cursors.c.cursor).where(
-                matching(cursors, agreement=agreement, instance=instance)
-            )
-        ).first()
-        return row[0] if row else None
+        cursor = self._value(cursors.c.cursor, agreement=agreement, instance=instance)
+        return None if cursor is None else str(cursor)
 
     def put_cursor(self, agreement: str, instance: str, cursor: str | None) -> None:
         self._upsert(
