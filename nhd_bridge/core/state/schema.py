@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -25,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import SchemaItem
+from sqlalchemy.types import TypeEngine
 
 metadata = MetaData()
 
@@ -32,99 +36,111 @@ UUID = String(64)
 NAME = String(200)
 LOCAL_ID = String(255)
 
-meta = Table(
+
+def _table(name: str, *columns: SchemaItem) -> Table:
+    return Table(name, metadata, *columns)
+
+
+def _key(name: str, type_: TypeEngine[Any]) -> Column[Any]:
+    """A column of the primary key."""
+    return Column(name, type_, primary_key=True)
+
+
+def _permissions() -> list[Column[bool]]:
+    """What an agreement lets travel (§5), in its local and its wire record alike."""
+    return [
+        Column(name, Boolean, nullable=False)
+        for name in ("allows_public_comments", "sync_tags", "sync_custom_fields")
+    ]
+
+
+def _moment(name: str, *, nullable: bool = False) -> Column[datetime]:
+    """A point in time, stored with its zone (everything is stored in UTC)."""
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+meta = _table(
     "nhd_meta",
-    metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
 
-agreements = Table(
+agreements = _table(
     "nhd_agreements",
-    metadata,
-    Column("name", NAME, primary_key=True),
+    _key("name", NAME),
     Column("uuid", UUID, nullable=False, unique=True),
     Column("sender", NAME, nullable=False),
     Column("receiver", NAME, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("allows_public_comments", Boolean, nullable=False),
-    Column("sync_tags", Boolean, nullable=False),
-    Column("sync_custom_fields", Boolean, nullable=False),
+    *_permissions(),
     Column("deactivated_by", String(16)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _moment("created_at"),
+    _moment("updated_at"),
 )
 
-shared_tickets = Table(
+shared_tickets = _table(
     "nhd_shared_tickets",
-    metadata,
-    Column("uuid", UUID, primary_key=True),
+    _key("uuid", UUID),
     Column("origin_instance", NAME, nullable=False),
     Column("original_id", String(255)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    _moment("created_at"),
 )
 
 # Where each instance holds its copy. local_id is NULL while the create is in flight: that
 # pending row is what lets a crashed run find the copy again instead of creating a second one.
-ticket_links = Table(
+ticket_links = _table(
     "nhd_ticket_links",
-    metadata,
-    Column("shared_uuid", UUID, primary_key=True),
-    Column("instance", NAME, primary_key=True),
+    _key("shared_uuid", UUID),
+    _key("instance", NAME),
     Column("local_id", LOCAL_ID),
     Column("state", String(16), nullable=False),  # pending | linked | orphaned
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _moment("created_at"),
+    _moment("updated_at"),
     UniqueConstraint("instance", "local_id", name="uq_ticket_link_local"),
 )
 
 # Which shared tickets travel under which agreement.
-agreement_tickets = Table(
+agreement_tickets = _table(
     "nhd_agreement_tickets",
-    metadata,
-    Column("agreement", NAME, primary_key=True),
-    Column("shared_uuid", UUID, primary_key=True),
+    _key("agreement", NAME),
+    _key("shared_uuid", UUID),
     Column("state", String(16), nullable=False),  # shared | unshared | orphaned
-    Column("shared_at", DateTime(timezone=True), nullable=False),
+    _moment("shared_at"),
 )
 
-comment_links = Table(
+comment_links = _table(
     "nhd_comment_links",
-    metadata,
-    Column("comment_uuid", UUID, primary_key=True),
-    Column("instance", NAME, primary_key=True),
+    _key("comment_uuid", UUID),
+    _key("instance", NAME),
     Column("shared_uuid", UUID, nullable=False),
     Column("local_id", LOCAL_ID),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    _moment("created_at"),
     Index("ix_comment_link_local", "instance", "local_id"),
     Index("ix_comment_link_ticket", "shared_uuid", "instance"),
 )
 
 # What one side of one agreement looked like when it was last synced: diffs are taken against it.
-snapshots = Table(
+snapshots = _table(
     "nhd_snapshots",
-    metadata,
-    Column("agreement", NAME, primary_key=True),
-    Column("shared_uuid", UUID, primary_key=True),
-    Column("instance", NAME, primary_key=True),
+    _key("agreement", NAME),
+    _key("shared_uuid", UUID),
+    _key("instance", NAME),
     Column("data", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _moment("updated_at"),
 )
 
-cursors = Table(
+cursors = _table(
     "nhd_cursors",
-    metadata,
-    Column("agreement", NAME, primary_key=True),
-    Column("instance", NAME, primary_key=True),
+    _key("agreement", NAME),
+    _key("instance", NAME),
     Column("cursor", Text),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _moment("updated_at"),
 )
 
-journal = Table(
+journal = _table(
     "nhd_journal",
-    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    _moment("at"),
     Column("run_id", String(64), nullable=False),
     Column("agreement", NAME, nullable=False),
     Column("source", NAME),
@@ -141,25 +157,23 @@ journal = Table(
     Index("ix_journal_run", "run_id"),
 )
 
-parked = Table(
+parked = _table(
     "nhd_parked",
-    metadata,
-    Column("agreement", NAME, primary_key=True),
-    Column("shared_uuid", UUID, primary_key=True),
+    _key("agreement", NAME),
+    _key("shared_uuid", UUID),
     Column("instance", NAME, nullable=False),
     Column("local_id", LOCAL_ID, nullable=False),
     Column("error", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
-    Column("first_failed_at", DateTime(timezone=True), nullable=False),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    _moment("first_failed_at"),
+    _moment("next_attempt_at"),
 )
 
-leases = Table(
+leases = _table(
     "nhd_leases",
-    metadata,
-    Column("agreement", NAME, primary_key=True),
+    _key("agreement", NAME),
     Column("holder", String(200), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    _moment("expires_at"),
 )
 
 SCHEMA_VERSION_KEY = "schema_version"
@@ -186,10 +200,9 @@ def _create_v1(connection: Connection) -> None:
 # Text rather than bounded strings wherever a partner chooses the value: an over-long name must
 # not turn into a database error (a 5xx) on PostgreSQL. Keys are validated to fit UUID first.
 
-wire_agreements = Table(
+wire_agreements = _table(
     "nhd_wire_agreements",
-    metadata,
-    Column("uuid", UUID, primary_key=True),
+    _key("uuid", UUID),
     Column("our_role", String(16), nullable=False),  # sender | receiver: which side we are
     Column("name", Text),  # as the sender named it
     Column("receiver_name", Text),  # the name the receiver announced when answering
@@ -198,22 +211,19 @@ wire_agreements = Table(
     Column("receiver_url", Text, nullable=False),
     Column("access_key", Text, nullable=False),
     Column("deactivated_by", String(16)),
-    Column("allows_public_comments", Boolean, nullable=False),
-    Column("sync_tags", Boolean, nullable=False),
-    Column("sync_custom_fields", Boolean, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    *_permissions(),
+    _moment("created_at"),
+    _moment("updated_at"),
 )
 
 # One row per (agreement, ticket): a ticket uuid may travel under several agreements (fan-out),
 # and a token only ever reaches the rows of its own agreement.
-wire_tickets = Table(
+wire_tickets = _table(
     "nhd_wire_tickets",
-    metadata,
-    Column("agreement_uuid", UUID, primary_key=True),
-    Column("uuid", UUID, primary_key=True),
+    _key("agreement_uuid", UUID),
+    _key("uuid", UUID),
     Column("subject", Text),
-    Column("requested_at", DateTime(timezone=True)),
+    _moment("requested_at", nullable=True),
     Column("status", String(16)),
     Column("requester", Text),  # JSON actor
     Column("current_actor", Text),  # JSON actor of the latest update
@@ -223,41 +233,39 @@ wire_tickets = Table(
     Column("custom_status", Text),
     # Sequence number of the partner's latest change (0: only we wrote it); the engine's cursor.
     Column("change_seq", Integer, nullable=False),
-    Column("unshared_at", DateTime(timezone=True)),
+    _moment("unshared_at", nullable=True),
     Column("unshared_by", String(16)),  # partner | local
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _moment("created_at"),
+    _moment("updated_at"),
     Index("ix_wire_tickets_changes", "agreement_uuid", "change_seq"),
     Index("ix_wire_tickets_uuid", "uuid"),
 )
 
 # Keyed (agreement, ticket, comment uuid): a re-sent comment is a no-op, never a copy or an edit.
-wire_comments = Table(
+wire_comments = _table(
     "nhd_wire_comments",
-    metadata,
-    Column("agreement_uuid", UUID, primary_key=True),
-    Column("ticket_uuid", UUID, primary_key=True),
-    Column("uuid", UUID, primary_key=True),
+    _key("agreement_uuid", UUID),
+    _key("ticket_uuid", UUID),
+    _key("uuid", UUID),
     Column("author", Text),  # JSON actor
     Column("body", Text, nullable=False),
     Column("html_body", Text),
-    Column("authored_at", DateTime(timezone=True)),
+    _moment("authored_at", nullable=True),
     Column("public", Boolean, nullable=False),
     Column("attachments", Text, nullable=False),  # JSON list
     Column("custom_fields", Text, nullable=False),  # JSON object
     Column("origin", String(16), nullable=False),  # partner | local
     Column("seq", Integer, nullable=False),  # change sequence it arrived with; 0 when local
     Column("position", Integer, nullable=False),  # arrival order within the ticket
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    _moment("received_at"),
 )
 
 # A single counter row. Every wire write transaction bumps it first: that takes the write lock up
 # front (so check-then-write is race-free on SQLite and PostgreSQL alike) and makes commit order
 # equal sequence order, so a cursor never skips a change committed late. A database sequence or
 # autoincrement would not give the second property.
-wire_sequence = Table(
+wire_sequence = _table(
     "nhd_wire_sequence",
-    metadata,
     Column("name", String(32), primary_key=True),
     Column("value", Integer, nullable=False),
 )
@@ -275,12 +283,11 @@ def _create_v2(connection: Connection) -> None:
 # --- version 3: which nhd instance an accepted or sent agreement belongs to ----------------------
 # Written by `nhd-bridge agreements accept/invite`, read by the nhd adapter on every call, so a
 # running serve picks a new binding up without a reload. A YAML `agreement:` pin wins over it.
-wire_bindings = Table(
+wire_bindings = _table(
     "nhd_wire_bindings",
-    metadata,
-    Column("instance", NAME, primary_key=True),
+    _key("instance", NAME),
     Column("agreement_uuid", UUID, nullable=False, unique=True),
-    Column("bound_at", DateTime(timezone=True), nullable=False),
+    _moment("bound_at"),
 )
 
 
@@ -290,13 +297,12 @@ def _create_v3(connection: Connection) -> None:
 
 # The last outcome of each agreement's runs: how an operator (``/status``, ``/health``, ``log``)
 # learns that an agreement has been failing, and since when.
-agreement_health = Table(
+agreement_health = _table(
     "nhd_agreement_health",
-    metadata,
-    Column("agreement", NAME, primary_key=True),
-    Column("last_run_at", DateTime(timezone=True), nullable=False),
-    Column("last_ok_at", DateTime(timezone=True)),
-    Column("failing_since", DateTime(timezone=True)),
+    _key("agreement", NAME),
+    _moment("last_run_at"),
+    _moment("last_ok_at", nullable=True),
+    _moment("failing_since", nullable=True),
     Column("last_error", Text),
 )
 
