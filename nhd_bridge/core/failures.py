@@ -17,7 +17,7 @@ from typing import Protocol
 from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
 from nhd_bridge.core.plugins import Plugins
 from nhd_bridge.core.run import RunSummary
-from nhd_bridge.core.run_journal import journal_entry
+from nhd_bridge.core.run_journal import journal_entry, orphan_under
 from nhd_bridge.core.state import StateStore
 
 __all__ = [
@@ -147,8 +147,7 @@ class Failures:
         shared_uuid, instance, local_id = copy.shared_uuid, copy.instance, copy.local_id
         with self.store.transaction() as tx:
             tx.put_link(shared_uuid, instance, local_id, "orphaned")
-            tx.set_agreement_ticket_state(summary.agreement, shared_uuid, "orphaned")
-            tx.unpark(summary.agreement, shared_uuid)
+            orphan_under(tx, [summary.agreement], shared_uuid)
             tx.record(
                 journal_entry(
                     summary,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from nhd_bridge.core.run import RunSummary
 from nhd_bridge.core.state import JournalEntry, StateTx
 
-__all__ = ["journal_entry", "release_reused_id"]
+__all__ = ["journal_entry", "orphan_under", "release_reused_id"]
 
 
 def journal_entry(summary: RunSummary, **fields: Any) -> JournalEntry:
@@ -21,8 +22,7 @@ def release_reused_id(
     """A tracker handed out the id of a deleted ticket again: the shared tickets whose copy it
     was are orphaned there (their other copies stay) and the journal says why."""
     for shared_uuid in displaced:
-        for agreement in tx.agreements_of_ticket(shared_uuid):
-            tx.set_agreement_ticket_state(agreement, shared_uuid, "orphaned")
+        orphan_under(tx, tx.agreements_of_ticket(shared_uuid), shared_uuid)
         tx.record(
             journal_entry(
                 summary,
@@ -35,3 +35,11 @@ def release_reused_id(
                 "ticket had there was deleted, so it is orphaned there and no longer syncs",
             )
         )
+
+
+def orphan_under(tx: StateTx, agreements: Iterable[str], shared_uuid: str) -> None:
+    """The shared ticket no longer syncs under these agreements (a copy was deleted, or its id
+    went to another ticket); a retry parked for it would have nothing left to do."""
+    for agreement in agreements:
+        tx.set_agreement_ticket_state(agreement, shared_uuid, "orphaned")
+        tx.unpark(agreement, shared_uuid)

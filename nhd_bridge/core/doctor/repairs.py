@@ -12,8 +12,8 @@ from nhd_bridge.core.doctor.base import DoctorBase
 from nhd_bridge.core.doctor.findings import Finding, where
 from nhd_bridge.core.engine import LEASE_TTL
 from nhd_bridge.core.run import RunSummary
+from nhd_bridge.core.run_journal import orphan_under, release_reused_id
 from nhd_bridge.core.state import JournalEntry, StateTx
-from nhd_bridge.core.writer import release_reused_id
 
 __all__ = ["Repairs"]
 
@@ -170,13 +170,13 @@ class Repairs(DoctorBase):
     ) -> None:
         """Mark the shared ticket orphaned under the agreements that sync it on this instance
         (``everywhere``: under every agreement, as a sync does for a reused id)."""
-        for name, state in tx.agreements_of_ticket(finding.shared_uuid).items():
-            if not everywhere and (
-                state != "shared" or finding.instance not in self._known_sides(name)
-            ):
-                continue
-            tx.set_agreement_ticket_state(name, finding.shared_uuid, "orphaned")
-            tx.unpark(name, finding.shared_uuid)
+        names = [
+            name
+            for name, state in tx.agreements_of_ticket(finding.shared_uuid).items()
+            if everywhere or (state == "shared" and finding.instance in self._known_sides(name))
+        ]
+        orphan_under(tx, names, finding.shared_uuid)
+        for name in names:
             tx.record(self._entry(replace(finding, agreement=name), run_id, local_id, done))
 
     def _release(
