@@ -392,3 +392,29 @@ def test_tags_merged_both_ways_survive_a_write_that_failed_on_one_side(make_brid
 
     merged = ["from-a", "from-b", "vpn"]
     assert (sorted(a.ticket(ticket).tags), sorted(b.ticket(copy.local_id).tags)) == (merged, merged)
+
+
+def test_a_mapped_field_set_back_after_a_part_way_failure_still_travels(make_bridge):
+    """Found by ``make deep-check`` (seed 205406984296305728412932243408776000047): B's field
+    reached A, the comment going the other way failed, and only A's baseline moved — B's stayed
+    at the old value. A person on B then set the field back to it; B looked unchanged and A kept
+    the value B had left, for good."""
+    bridge = make_bridge(
+        {"ab": full(sync_custom_fields=True, custom_fields={"priority": "severity"})}
+    )
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("Crash", custom_fields={"priority": "low"})
+    bridge.run_until_quiet()
+    [copy] = b.tickets()
+    b.set_field(copy.local_id, "severity", "high")
+    a.add_comment(ticket, "Any news?")
+    b.fail_next("add_comment", TransientError("429 Too Many Requests", retry_after=2))
+    bridge.run()
+    assert a.ticket(ticket).custom_fields["priority"] == "high"
+
+    b.set_field(copy.local_id, "severity", "low")
+    later(bridge)
+    bridge.run_until_quiet()
+
+    assert a.ticket(ticket).custom_fields["priority"] == "low"
+    assert bodies(b, copy.local_id) == ["Any news?"]

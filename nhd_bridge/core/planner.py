@@ -104,6 +104,13 @@ class Rules:
             return source_name
         return self.agreement.custom_fields[source_name]
 
+    def state_key(self, name: str, side: Side) -> str:
+        """The key in :meth:`state` of a field as ``side`` names it (a custom field by its
+        local name, as a :class:`FieldWrite` carries it)."""
+        if name in ("subject", "status", "tags"):
+            return name
+        return _canonical_custom(self, name, side)
+
     def status_table(self, source: Side) -> dict[str, str] | None:
         maps = self.agreement.status_map
         return maps.outbound if source.way == "outbound" else maps.inbound

@@ -448,14 +448,13 @@ def _partial_snapshots(
             record_written(rules, snapshots[target], rules.side(target), kept)
         for write in item.plan.fields:
             source = copies.get(write.source)
-            if (
-                write.target == target
-                and source is not None
-                and write.name in _PLAIN_FIELDS
-                and write.name not in unfinished
-            ):
+            if write.target == target and source is not None and write.name not in unfinished:
+                # The source's baseline moves to what it held when the write was planned: left
+                # behind, a person setting the field back to it would look like no change.
+                key = rules.state_key(write.name, rules.side(write.target))
                 current = rules.state(source.record, source.side)
-                snapshots[write.source][write.name] = current[write.name]
+                if key in current:
+                    snapshots[write.source][key] = current[key]
     for comment_uuid, target, _ in written_comments:
         for instance, snapshot in snapshots.items():
             digest = None if instance == target else copies[instance].bodies().get(comment_uuid)
@@ -463,9 +462,6 @@ def _partial_snapshots(
             snapshot["bodies"] = bodies
             snapshot["comments"] = sorted(set(snapshot.get("comments", ())) | {comment_uuid})
     return snapshots
-
-
-_PLAIN_FIELDS = frozenset({"subject", "status", "tags"})
 
 
 def _without_fields(changes: TicketChanges, names: set[str]) -> TicketChanges:
