@@ -92,10 +92,10 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as error:
-            # Imported only now: a StateStoreError can only come from a loaded state store.
-            from nhd_bridge.core.state import StateStoreError
-
-            if isinstance(error, StateStoreError):
+            # Only a loaded state store raises StateStoreError; importing it to ask would cost
+            # `nhd-bridge sync --help` (click's Exit passes here) all of SQLAlchemy.
+            state = sys.modules.get("nhd_bridge.core.state")
+            if state is not None and isinstance(error, state.StateStoreError):
                 raise UsageFailure(str(error)) from None
             raise
 

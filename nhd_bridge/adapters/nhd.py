@@ -71,10 +71,11 @@ from nhd_bridge.core.protocol.sender import (
     URLPolicy,
     ticket_update,
 )
-from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore, WireTicket
 
 if TYPE_CHECKING:
     import click
+
+    from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore, WireTicket
 
 __all__ = [
     "NhdAdapter",
@@ -242,6 +243,10 @@ class NhdAdapter(Adapter):
     # --- wiring ---------------------------------------------------------------------------------
 
     def attach(self, context: AdapterContext) -> None:
+        # Imported here: the wire store brings SQLAlchemy, which listing the CLI's commands (this
+        # module is loaded for its nhd_register_commands) should not pay for.
+        from nhd_bridge.core.protocol.wire_store import WireStore
+
         self._wire = WireStore(context.state)
 
     @property
