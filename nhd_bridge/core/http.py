@@ -2,8 +2,8 @@
 what a ``Retry-After`` says, and which failures must not be repeated blindly.
 
 - **Retryable answers**: 408, 429 and every 5xx, and connection errors. A rate limit (the caller
-  says which answers are one) means the server did not act: the try does not count against
-  ``attempts`` and even a write is sent again.
+  says which answers are one) means the server did not act: even a write is sent again, and when
+  the server says how long to wait the try does not count against ``attempts``.
 - **Idempotent requests** (GET, HEAD, PUT, DELETE, OPTIONS, unless a profile's operation declares
   otherwise) may be sent again after they may have reached the server. Any other request whose
   outcome is unknown (a timeout after sending, a reset, a 5xx) is never repeated here: the caller
@@ -39,6 +39,7 @@ __all__ = [
     "TryAgain",
     "is_idempotent",
     "is_retryable_status",
+    "may_repeat",
     "never_sent",
     "parse_retry_after",
     "retrying",
@@ -72,6 +73,24 @@ def is_retryable_status(status: int) -> bool:
 def never_sent(error: BaseException) -> bool:
     """Whether a transport error happened before the request could reach the server."""
     return isinstance(error, _NEVER_SENT)
+
+
+def may_repeat(
+    method: str,
+    declared: bool | None = None,
+    *,
+    error: BaseException | None = None,
+    status: int | None = None,
+) -> bool:
+    """Whether a failed request may be sent again at once. Not when it is not idempotent and its
+    outcome is unknown: a transport error after the request may have left (a read timeout, a
+    reset) or a 5xx. Then a write may have happened; the caller resolves it by its breadcrumb
+    (:class:`AmbiguousWrite`) instead of doubling it."""
+    if is_idempotent(method, declared):
+        return True
+    if error is not None:
+        return never_sent(error)
+    return status is None or status < 500
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -163,13 +182,12 @@ def retrying(
 
     def wait(state: RetryCallState) -> float:
         outcome = last(state)
-        backoff = policy.backoff(counted[0])
-        if outcome.rate_limited and outcome.retry_after is not None:
+        if not _counts(outcome) and outcome.retry_after:
             return outcome.retry_after  # as long as the server asks, even if shorter
-        return max(backoff, outcome.retry_after or 0.0)
+        return max(policy.backoff(counted[0]), outcome.retry_after or 0.0)
 
     def stop(state: RetryCallState) -> bool:
-        if not last(state).rate_limited:
+        if _counts(last(state)):
             counted[0] += 1
             if counted[0] >= policy.attempts:
                 return True
@@ -178,7 +196,7 @@ def retrying(
 
     def give_up(state: RetryCallState) -> GaveUp[F]:
         outcome = last(state)
-        counted_out = not outcome.rate_limited and counted[0] >= policy.attempts
+        counted_out = _counts(outcome) and counted[0] >= policy.attempts
         refused = None if counted_out else state.upcoming_sleep
         return GaveUp(outcome.failure, outcome.retry_after, refused)
 
@@ -197,3 +215,10 @@ def retrying(
     )
     # Never a TryAgain: a retried outcome ends in give_up's GaveUp.
     return cast("T | GaveUp[F]", loop(attempt))
+
+
+def _counts(outcome: TryAgain[F]) -> bool:
+    """Whether a failed try counts against ``attempts``: a rate limit the server says how long to
+    wait out does not (the server did not act); one that does not say backs off like any other."""
+    # Retry-After: 0 counts too, or a server that keeps saying it would be asked without end.
+    return not (outcome.rate_limited and outcome.retry_after)

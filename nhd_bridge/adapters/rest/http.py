@@ -45,9 +45,8 @@ from nhd_bridge.core.http import (
     GaveUp,
     RetryPolicy,
     TryAgain,
-    is_idempotent,
     is_retryable_status,
-    never_sent,
+    may_repeat,
     parse_retry_after,
     retrying,
     url_without_query,
@@ -309,7 +308,6 @@ class RestClient:
         A rate limit is waited out here, up to ``retries.max_wait_seconds`` per call in total:
         the server did not act, so even a write is sent again, and a read keeps what it has."""
         retries = self.config.retries
-        repeatable = is_idempotent(method, idempotent)
         policy = RetryPolicy(
             attempts=retries.attempts,
             backoff_seconds=retries.backoff_seconds,
@@ -328,7 +326,7 @@ class RestClient:
                     f"({type(error).__name__}: {error}) after {tries[0]} "
                     f"{'try' if tries[0] == 1 else 'tries'}; is the tracker up?"
                 )
-                if not (never_sent(error) or repeatable):
+                if not may_repeat(method, idempotent, error=error):
                     raise AmbiguousWrite(message) from None
                 return TryAgain(TransientError(message))
             if response.status_code < 400:
@@ -337,13 +335,11 @@ class RestClient:
                 return None  # type: ignore[return-value]
             failure = self._error(method, url, response, what)
             retry_after = getattr(failure, "retry_after", None)
-            if _rate_limited(response) or (
-                retry_after is not None and response.status_code == 503
-            ):
+            if _rate_limited(response) or (retry_after is not None and response.status_code == 503):
                 return TryAgain(failure, rate_limited=True, retry_after=retry_after)
             if not is_retryable_status(response.status_code):
                 raise failure
-            if not repeatable:
+            if not may_repeat(method, idempotent, status=response.status_code):
                 raise AmbiguousWrite(str(failure), retry_after=retry_after)
             return TryAgain(failure, retry_after=retry_after)
 
