@@ -45,7 +45,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,6 +83,7 @@ from nhd_bridge.core.adapter import (
     TransientError,
 )
 from nhd_bridge.core.hookspecs import hookimpl
+from nhd_bridge.core.http import is_retryable_status, parse_retry_after
 from nhd_bridge.core.model import Actor, nhd_uuid, parse_timestamp
 
 __all__ = ["JiraAdapter", "JiraConfig", "nhd_register_adapters"]
@@ -1141,13 +1141,13 @@ class JiraAdapter(Adapter):
         detail = f": {said}" if said else ""
         where = f"{self.name}: {action}"
         if status in (429, 503):
-            retry_after = _retry_after(headers.get("Retry-After"))
+            retry_after = parse_retry_after(headers.get("Retry-After"))
             wait = f"; retry after {retry_after:.0f}s" if retry_after is not None else ""
             why = "rate limited" if status == 429 else "unavailable"
             return TransientError(
                 f"{where}: Jira is {why} (HTTP {status}){wait}", retry_after=retry_after
             )
-        if status >= 500 or status == 0:
+        if is_retryable_status(status) or status == 0:
             return TransientError(f"{where}: Jira failed (HTTP {status}){detail}")
         if status == 401:
             return PermanentError(
@@ -1252,20 +1252,6 @@ def _one_line(text: str) -> str:
 
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple | set) else [value]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _too_large(filename: str, limit: int) -> str:
