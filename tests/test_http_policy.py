@@ -89,34 +89,34 @@ def test_backoff_doubles_up_to_its_bound_and_jitter_stays_within_it() -> None:
         assert base <= policy.backoff(retries) <= base + 0.5
 
 
-def test_a_wait_past_the_bound_is_handed_back_not_slept() -> None:
+def run(attempt: TryAgain[object], **policy: float) -> tuple[list[float], object]:
+    """What the loop slept and returned when every try fails with ``attempt``."""
     slept: list[float] = []
-    outcome = retrying(
-        lambda: TryAgain("limited", rate_limited=True, retry_after=12.0),
-        RetryPolicy(attempts=2, max_wait_seconds=30),
-        sleep=slept.append,
-    )
+    outcome = retrying(lambda: attempt, RetryPolicy(**policy), sleep=slept.append)  # type: ignore[arg-type]
+    return slept, outcome
+
+
+def test_a_wait_past_the_bound_is_handed_back_not_slept() -> None:
+    limited = TryAgain("limited", rate_limited=True, retry_after=12.0)
+    slept, outcome = run(limited, attempts=2, max_wait_seconds=30)
     # Rate limits with a wait do not count against attempts; the time bound stops them.
     assert slept == [12.0, 12.0]
     assert outcome == GaveUp("limited", retry_after=12.0, refused_wait=12.0)
 
 
 def test_attempts_bound_ordinary_failures() -> None:
-    slept: list[float] = []
-    calls = iter(range(10))
-
-    def attempt() -> str | TryAgain[int]:
-        return TryAgain(next(calls))
-
-    outcome = retrying(attempt, RetryPolicy(attempts=3, backoff_seconds=1), sleep=slept.append)
-    assert slept == [1.0, 2.0] and outcome == GaveUp(2, retry_after=None, refused_wait=None)
+    slept, outcome = run(TryAgain("failed"), attempts=3, backoff_seconds=1)
+    assert slept == [1.0, 2.0] and outcome == GaveUp("failed", retry_after=None, refused_wait=None)
 
 
 def test_a_rate_limit_without_a_wait_backs_off_and_counts() -> None:
-    slept: list[float] = []
-    outcome = retrying(
-        lambda: TryAgain("limited", rate_limited=True, retry_after=0.0),
-        RetryPolicy(attempts=3, backoff_seconds=1),
-        sleep=slept.append,
-    )
+    limited = TryAgain("limited", rate_limited=True, retry_after=0.0)
+    slept, outcome = run(limited, attempts=3, backoff_seconds=1)
     assert slept == [1.0, 2.0] and isinstance(outcome, GaveUp)
+
+
+def test_a_success_after_failures_is_returned() -> None:
+    answers = iter([TryAgain("failed"), TryAgain("failed"), "done"])
+    slept: list[float] = []
+    outcome = retrying(lambda: next(answers), RetryPolicy(backoff_seconds=1), sleep=slept.append)
+    assert outcome == "done" and slept == [1.0, 2.0]

@@ -39,18 +39,9 @@ from nhd_bridge.adapters.rest.config import (
     RestConfig,
 )
 from nhd_bridge.adapters.rest.template import render, render_url, search
+from nhd_bridge.core import http as http_policy
 from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
-from nhd_bridge.core.http import (
-    AmbiguousWrite,
-    GaveUp,
-    RetryPolicy,
-    TryAgain,
-    is_retryable_status,
-    may_repeat,
-    parse_retry_after,
-    retrying,
-    url_without_query,
-)
+from nhd_bridge.core.http import AmbiguousWrite, TryAgain, url_without_query
 from nhd_bridge.core.redaction import scrub
 
 __all__ = ["AmbiguousWrite", "Answer", "RestClient", "StaleWrite"]
@@ -308,7 +299,7 @@ class RestClient:
         A rate limit is waited out here, up to ``retries.max_wait_seconds`` per call in total:
         the server did not act, so even a write is sent again, and a read keeps what it has."""
         retries = self.config.retries
-        policy = RetryPolicy(
+        policy = http_policy.RetryPolicy(
             attempts=retries.attempts,
             backoff_seconds=retries.backoff_seconds,
             max_backoff_seconds=retries.max_backoff_seconds,
@@ -326,7 +317,7 @@ class RestClient:
                     f"({type(error).__name__}: {error}) after {tries[0]} "
                     f"{'try' if tries[0] == 1 else 'tries'}; is the tracker up?"
                 )
-                if not may_repeat(method, idempotent, error=error):
+                if not http_policy.may_repeat(method, idempotent, error=error):
                     raise AmbiguousWrite(message) from None
                 return TryAgain(TransientError(message))
             if response.status_code < 400:
@@ -337,9 +328,9 @@ class RestClient:
             retry_after = getattr(failure, "retry_after", None)
             if _rate_limited(response) or (retry_after is not None and response.status_code == 503):
                 return TryAgain(failure, rate_limited=True, retry_after=retry_after)
-            if not is_retryable_status(response.status_code):
+            if not http_policy.is_retryable_status(response.status_code):
                 raise failure
-            if not may_repeat(method, idempotent, status=response.status_code):
+            if not http_policy.may_repeat(method, idempotent, status=response.status_code):
                 raise AmbiguousWrite(str(failure), retry_after=retry_after)
             return TryAgain(failure, retry_after=retry_after)
 
@@ -347,8 +338,8 @@ class RestClient:
             why = "rate limited" if failed.rate_limited else "failed"
             log.info("%s: %s, retrying in %.1fs", what, why, wait)
 
-        outcome = retrying(attempt, policy, sleep=self._sleep, on_retry=on_retry)
-        if isinstance(outcome, GaveUp):
+        outcome = http_policy.retrying(attempt, policy, sleep=self._sleep, on_retry=on_retry)
+        if isinstance(outcome, http_policy.GaveUp):
             raise outcome.failure
         return outcome
 
@@ -538,7 +529,7 @@ def _json(response: httpx.Response) -> Any:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    retry_after = http_policy.parse_retry_after(response.headers.get("Retry-After"))
     if retry_after is not None:
         return retry_after
     reset = response.headers.get("X-RateLimit-Reset")
