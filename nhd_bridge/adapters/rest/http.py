@@ -1,17 +1,20 @@
 """HTTP for the REST adapter: authentication, retries, rate limits, errors, ETags and paging.
 
 Everything that talks to the network goes through :class:`RestClient`, so the rules hold for every
-operation of every profile:
+operation of every profile. The retry, wait, Retry-After and ambiguous-write rules are the
+bridge's one HTTP policy (:mod:`nhd_bridge.core.http`); this module says how they apply here:
 
-- **Retries.** Connection errors and 5xx answers are retried with exponential backoff, at most
-  ``retries.attempts`` tries. Only operations that are safe to repeat (``idempotent``; by default
-  GET, PUT, DELETE) are retried after the request may have reached the server; any other write
-  is retried only when the connection was never made, and a failure after sending raises
-  :class:`AmbiguousWrite`, which the adapter resolves by looking for the write's breadcrumb.
+- **Retries.** Connection errors, 408 and 5xx answers are retried with exponential backoff, at
+  most ``retries.attempts`` tries. Only operations that are safe to repeat (``idempotent``; by
+  default GET, PUT, DELETE) are retried after the request may have reached the server; any other
+  write is retried only when the tracker cannot have acted (no connection, a 408), and a failure
+  after sending raises :class:`AmbiguousWrite`, which the adapter resolves by looking for the
+  write's breadcrumb.
 - **Rate limits.** 429, and 503 or 403 with ``Retry-After`` / ``X-RateLimit-Remaining: 0``, are
   waited out in process, as long as the tracker asks, up to ``retries.max_wait_seconds`` per
-  call in total (the tracker did not act, so writes are sent again too). Past that bound they
-  raise :class:`TransientError` with ``retry_after``, and the engine parks the work.
+  call in total, backoff included (the tracker did not act, so writes are sent again too). Past
+  that bound they raise :class:`TransientError` with ``retry_after``, and the engine parks the
+  work.
 - **Errors** are one line: what was called, the status, and the tracker's own message read from
   its error body (``errors.message``). 401/403 become :class:`PermanentError` naming what to check.
 - **Secrets** (passwords, tokens, keys) are removed from every message, and URLs in messages
