@@ -20,6 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check nhd_bridge tests benchmarks
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 # A long exploration of the engine model (tens of thousands of examples): how many ran, how long.

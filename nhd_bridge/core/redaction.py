@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-__all__ = ["REDACTED", "RedactingFilter", "install_log_redaction", "redact", "register_secrets_of"]
+__all__ = [
+    "REDACTED",
+    "RedactingFilter",
+    "install_log_redaction",
+    "redact",
+    "register_secrets_of",
+    "scrub",
+]
 
 REDACTED = "**********"
 # Loggers of libraries that log URLs or headers of the requests adapters make.
@@ -40,10 +48,18 @@ def register_secrets_of(model: BaseModel) -> None:
 
 
 def redact(text: str) -> str:
+    """``text`` without any registered secret."""
     with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        if secret in text:
+        secrets = list(_secrets)
+    return scrub(text, secrets)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` without the given secrets (the longest first, so a token's tail is not left
+    behind by its shorter part): for secrets a caller knows that nobody registered, such as a
+    token fetched at run time or an agreement's access key."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret and secret in text:
             text = text.replace(secret, REDACTED)
     return text
 

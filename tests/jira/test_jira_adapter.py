@@ -243,12 +243,16 @@ def test_jira_is_registered_like_any_plugin():
 
 
 def _spy(adapter: JiraAdapter) -> list[tuple[str, str]]:
+    """Every REST request the adapter sends from now on, as (method, path under the API root),
+    whether it goes through the library's public calls or the adapter's own."""
     calls: list[tuple[str, str]] = []
-    original = adapter._json
+    session = adapter.client._session
+    original = session.request
 
-    def spying(method: str, path: str, **kwargs: Any) -> Any:
-        calls.append((method, path))
-        return original(method, path, **kwargs)
+    def spying(method: str, url: str, **kwargs: Any) -> Any:
+        path = url.split("?")[0].split("/rest/api/", 1)[-1].split("/", 1)[-1]
+        calls.append((method.upper(), path))
+        return original(method, url, **kwargs)
 
-    adapter._json = spying  # type: ignore[method-assign]
+    session.request = spying  # type: ignore[method-assign]
     return calls

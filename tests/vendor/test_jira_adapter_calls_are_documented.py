@@ -4,9 +4,11 @@ deprecated — not only the calls some cassette happens to hold.
 
 The calls are found in ``nhd_bridge/adapters/jira/__init__.py`` by walking its syntax tree: each
 ``self._json(METHOD, PATH, params=…)`` (a path given as an f-string, or as a name assigned one in
-the same function) and each URL built with ``self.client._get_url(PATH)`` for the two requests
-that bypass ``_json`` (the streamed upload and download). A count of the call sites in the source
-keeps the walk honest: a new call the walk cannot read fails the test instead of being skipped.
+the same function), each URL built with ``self.client._get_url(PATH)`` for the two requests
+that bypass ``_json`` (the streamed upload and download), and each public call of the ``jira``
+library (``self.client.issue(…)``...) by the request that library method sends (LIBRARY_CALLS,
+read from the library's source). A count of the call sites in the source keeps the walk honest: a
+new call the walk cannot read fails the test instead of being skipped.
 """
 
 from __future__ import annotations
@@ -33,6 +35,32 @@ CLOUD_ONLY_PARAMS = {("mypermissions", "permissions")}
 # Undeclared by the Data Center description but documented elsewhere in it; see ALLOWED in
 # test_cassettes_match_vendor_descriptions.py for the reason.
 DATACENTER_ALLOWED_PARAMS = {("issue/{}/transitions", "expand")}
+
+
+# The request each public ``jira`` library method the adapter calls sends: method, path, and the
+# query parameters it can send (as in jira/client.py of the pinned library).
+LIBRARY_CALLS = {
+    "myself": ("GET", "myself", frozenset()),
+    "fields": ("GET", "field", frozenset()),
+    "project": ("GET", "project/{}", frozenset()),
+    "editmeta": ("GET", "issue/{}/editmeta", frozenset()),
+    "transitions": ("GET", "issue/{}/transitions", frozenset({"expand"})),
+    "my_permissions": ("GET", "mypermissions", frozenset({"projectKey", "permissions"})),
+    "issue": ("GET", "issue/{}", frozenset({"fields", "properties"})),
+    "issue_property": ("GET", "issue/{}/properties/{}", frozenset()),
+    "add_issue_property": ("PUT", "issue/{}/properties/{}", frozenset()),
+    "issue_types_for_project": ("GET", "project/{}/statuses", frozenset()),
+}
+
+
+def _is_library_call(node: ast.Call) -> bool:
+    func = node.func
+    return (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Attribute)
+        and func.value.attr == "client"
+        and not func.attr.startswith("_")
+    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +115,11 @@ def _calls() -> list[Call]:
         for node in ast.walk(function):
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
                 continue
-            if node.func.attr == "_json" and len(node.args) >= 2:
+            if _is_library_call(node):
+                assert node.func.attr in LIBRARY_CALLS, f"line {node.lineno}: unknown library call"
+                method_name, path, sent_params = LIBRARY_CALLS[node.func.attr]
+                found.append(Call(method_name, path, sent_params, node.lineno))
+            elif node.func.attr == "_json" and len(node.args) >= 2:
                 method = node.args[0]
                 assert isinstance(method, ast.Constant), f"line {node.lineno}: method not literal"
                 path_node = node.args[1]
@@ -118,7 +150,11 @@ CALLS = _calls()
 
 
 def test_the_walk_sees_every_call_site_in_the_source():
-    sites = len(re.findall(r"self\._json\(", SOURCE)) + len(re.findall(r"_get_url\(", SOURCE))
+    sites = (
+        len(re.findall(r"self\._json\(", SOURCE))
+        + len(re.findall(r"_get_url\(", SOURCE))
+        + len(re.findall(r"self\.client\.[a-z]\w*\(", SOURCE))
+    )
     assert len(CALLS) + 1 == sites  # + 1: _json's own _get_url(path)
     assert len(CALLS) >= 20
 

@@ -45,7 +45,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,6 +83,7 @@ from nhd_bridge.core.adapter import (
     TransientError,
 )
 from nhd_bridge.core.hookspecs import hookimpl
+from nhd_bridge.core.http import is_retryable_status, parse_retry_after
 from nhd_bridge.core.model import Actor, nhd_uuid, parse_timestamp
 
 __all__ = ["JiraAdapter", "JiraConfig", "nhd_register_adapters"]
@@ -227,13 +227,7 @@ class JiraAdapter(Adapter):
 
     def get(self, local_id: str) -> TicketRecord | None:
         try:
-            issue = self._json(
-                "GET",
-                f"issue/{quote(local_id)}",
-                action=f"reading issue {local_id}",
-                permission="BROWSE_PROJECTS",
-                params={"fields": ",".join(self._read_fields()), "properties": self._crumb_key},
-            )
+            issue = self._issue(local_id, f"reading issue {local_id}")
         except _Missing:
             return None
         return self._record(issue)
@@ -279,13 +273,7 @@ class JiraAdapter(Adapter):
         for number in range(newest + 1, newest + 1 + RECOVERY_MAX_PROBES):
             key = f"{self.config.project}-{number}"
             try:
-                issue = self._json(
-                    "GET",
-                    f"issue/{quote(key)}",
-                    action=f"looking for a just-created issue ({key})",
-                    permission="BROWSE_PROJECTS",
-                    params={"fields": ",".join(self._read_fields()), "properties": self._crumb_key},
-                )
+                issue = self._issue(key, f"looking for a just-created issue ({key})")
             except _Missing:
                 misses += 1
                 if misses >= RECOVERY_MISSES:
@@ -329,6 +317,8 @@ class JiraAdapter(Adapter):
                 {"key": self._crumb_key, "value": {"uuid": draft.shared_uuid, "comments": {}}}
             ],
         }
+        # Not create_issue(): it sends no ``properties`` (the breadcrumb must travel in this very
+        # request) and reads the issue back, one more request per ticket.
         created = self._json(
             "POST", "issue", action="creating an issue", permission="CREATE_ISSUES", body=body
         )
@@ -351,6 +341,7 @@ class JiraAdapter(Adapter):
             fields["labels"] = self._labels(changes.tags, self._label_uuid_of(local_id))
         fields.update(self._custom_values(changes.custom_fields or {}))
         if fields:
+            # Not Issue.update(): it needs the issue read first, one more request per ticket.
             self._json(
                 "PUT",
                 f"issue/{quote(local_id)}",
@@ -359,13 +350,8 @@ class JiraAdapter(Adapter):
                 body={"fields": fields},
             )
         if changes.status is not None:
-            issue = self._json(
-                "GET",
-                f"issue/{quote(local_id)}",
-                action=f"reading the status of {local_id}",
-                permission="BROWSE_PROJECTS",
-                params={"fields": "status"},
-            )
+            action = f"reading the status of {local_id}"
+            issue = self._issue(local_id, action, "status", crumb=False)
             current = issue["fields"]["status"]["name"]
             if current.casefold() != changes.status.casefold():
                 self._reach_status(local_id, current, changes.status)
@@ -393,6 +379,8 @@ class JiraAdapter(Adapter):
                     "private_visibility (a role or group) or jsm: true"
                 )
             body["visibility"] = {"type": visibility.type, "value": visibility.value}
+        # Not add_comment(): it sends no ``properties``, and the comment's breadcrumb must
+        # travel in the request that creates the comment.
         comment = self._json(
             "POST",
             f"issue/{quote(local_id)}/comment",
@@ -457,11 +445,12 @@ class JiraAdapter(Adapter):
             )
 
     def _check_permissions(self) -> CheckResult:
-        params = {"projectKey": self.config.project}
-        if self.cloud:  # required on Cloud; not declared on Data Center, which returns them all
-            params["permissions"] = ",".join(PERMISSIONS)
-        answer = self._json(
-            "GET", "mypermissions", action="reading the bridge user's permissions", params=params
+        # Required on Cloud; not declared on Data Center, which returns them all.
+        wanted = ",".join(PERMISSIONS) if self.cloud else None
+        answer = self._public(
+            "reading the bridge user's permissions",
+            None,
+            lambda: self.client.my_permissions(self.config.project, permissions=wanted),
         )
         held = answer.get("permissions") or {}
         missing = [
@@ -503,6 +492,7 @@ class JiraAdapter(Adapter):
         issue_type = self._issue_type(self._project())
         if issue_type is None:
             return CheckResult("create screen", False, "unknown issue type", hint="fix issue_type")
+        # Not createmeta_fieldtypes(): deprecated, refused on Cloud, and it asks for serverInfo.
         meta = self._json(
             "GET",
             f"issue/createmeta/{quote(self.config.project)}/issuetypes/{issue_type['id']}",
@@ -537,7 +527,7 @@ class JiraAdapter(Adapter):
                 name, True, "no issue yet to check the edit screen against", level="warning"
             )
         key = issues[0]["key"]
-        meta = self._json("GET", f"issue/{quote(key)}/editmeta", action="reading the edit screen")
+        meta = self._public("reading the edit screen", None, lambda: self.client.editmeta(key))
         editable = set((meta.get("fields") or {}).keys())
         wanted = {"summary", "labels", *(field["id"] for field in self._field_map().values())}
         missing = sorted(wanted - editable)
@@ -557,13 +547,13 @@ class JiraAdapter(Adapter):
         wanted = set(self.config.statuses or []) | set(self.config.resolutions)
         if not wanted:
             return CheckResult("statuses", True, "no statuses configured (open-ended)")
-        answer = self._json(
-            "GET",
-            f"project/{quote(self.config.project)}/statuses",
-            action="reading the project's statuses",
+        issue_types = self._public(
+            "reading the project's statuses",
+            None,
+            lambda: self.client.issue_types_for_project(self.config.project),
         )
         known: set[str] = set()
-        for issue_type in answer:
+        for issue_type in (kind.raw for kind in issue_types):
             if issue_type.get("name") == self.config.issue_type:
                 known |= {status["name"].casefold() for status in issue_type.get("statuses") or []}
         missing = sorted(status for status in wanted if status.casefold() not in known)
@@ -671,6 +661,7 @@ class JiraAdapter(Adapter):
         comments = list((block or {}).get("comments") or [])
         total = int((block or {}).get("total", len(comments)))
         while len(comments) < total:
+            # Not comments(): it cannot start at an offset, and only the missing part is read.
             page = self._json(
                 "GET",
                 f"issue/{quote(key)}/comment",
@@ -687,6 +678,7 @@ class JiraAdapter(Adapter):
 
     def _comment_crumb(self, key: str, comment_id: str) -> dict[str, Any] | None:
         try:
+            # The library has no call for a comment's properties.
             answer = self._json(
                 "GET",
                 f"comment/{quote(comment_id)}/properties/{self._crumb_key}",
@@ -714,27 +706,33 @@ class JiraAdapter(Adapter):
             return issue
         key = issue["key"]
         try:
-            answer = self._json(
-                "GET",
-                f"issue/{quote(key)}/properties/{self._crumb_key}",
-                action=f"reading the bridge property of {key}",
-                permission="BROWSE_PROJECTS",
-            )
+            value = self._issue_property(key, f"reading the bridge property of {key}")
         except _Missing:
-            answer = {}
-        value = answer.get("value")
+            value = None
         return {**issue, "properties": {self._crumb_key: value} if isinstance(value, dict) else {}}
 
     def _index_comment(self, key: str, comment_id: str, crumb: dict[str, Any]) -> None:
         """Add a comment to the issue property's index (read back with every search page)."""
-        path = f"issue/{quote(key)}/properties/{self._crumb_key}"
         action = f"updating the bridge property of {key}"
         try:
-            value = self._json("GET", path, action=action).get("value") or {}
+            value = self._issue_property(key, action, permission=None) or {}
         except _Missing:
             value = {}
         value.setdefault("comments", {})[comment_id] = crumb
-        self._json("PUT", path, action=action, permission="EDIT_ISSUES", body=value)
+        self._public(
+            action,
+            "EDIT_ISSUES",
+            lambda: self.client.add_issue_property(key, self._crumb_key, value),
+        )
+
+    def _issue_property(
+        self, key: str, action: str, permission: str | None = "BROWSE_PROJECTS"
+    ) -> Any:
+        """The value of the issue's bridge property (``_Missing`` when it has none)."""
+        found = self._public(
+            action, permission, lambda: self.client.issue_property(key, self._crumb_key)
+        )
+        return found.raw.get("value")
 
     # --- people ---------------------------------------------------------------------------------
 
@@ -768,7 +766,7 @@ class JiraAdapter(Adapter):
 
     def _myself(self) -> dict[str, Any]:
         if self._me is None:
-            self._me = self._json("GET", "myself", action="signing in (GET /myself)")
+            self._me = self._public("signing in (GET /myself)", None, lambda: self.client.myself())
         return self._me
 
     # --- fields and labels ----------------------------------------------------------------------
@@ -796,13 +794,7 @@ class JiraAdapter(Adapter):
         """The shared uuid to keep as a label when the labels are replaced."""
         if not self.config.breadcrumb.label:
             return None
-        issue = self._json(
-            "GET",
-            f"issue/{quote(key)}",
-            action=f"reading issue {key}",
-            permission="BROWSE_PROJECTS",
-            params={"fields": "labels", "properties": self._crumb_key},
-        )
+        issue = self._issue(key, f"reading issue {key}", "labels")
         return self._shared_uuid(issue)
 
     def _shared_uuid(self, issue: dict[str, Any]) -> str | None:
@@ -825,7 +817,7 @@ class JiraAdapter(Adapter):
             if not self.config.fields:
                 self._fields = {}
                 return self._fields
-            known = self._json("GET", "field", action="reading the field list")
+            known = self._public("reading the field list", None, lambda: self.client.fields())
             resolved: dict[str, dict[str, Any]] = {}
             for name, wanted in self.config.fields.items():
                 by_id = [field for field in known if field.get("id") == wanted]
@@ -930,20 +922,20 @@ class JiraAdapter(Adapter):
         )
 
     def _transitions(self, key: str) -> list[dict[str, Any]]:
-        answer = self._json(
-            "GET",
-            f"issue/{quote(key)}/transitions",
-            action=f"reading the transitions of {key}",
-            permission="TRANSITION_ISSUES",
-            params={"expand": "transitions.fields"},
+        transitions = self._public(
+            f"reading the transitions of {key}",
+            "TRANSITION_ISSUES",
+            lambda: self.client.transitions(key, expand="transitions.fields"),
         )
-        return list(answer.get("transitions") or [])
+        return list(transitions or [])
 
     def _transition(self, key: str, move: dict[str, Any]) -> None:
         body: dict[str, Any] = {"transition": {"id": str(move["id"])}}
         resolution = self.config.resolutions.get(move["to"]["name"])
         if resolution and "resolution" in (move.get("fields") or {}):
             body["fields"] = {"resolution": {"name": resolution}}
+        # Not transition_issue(): its body differs (the id as a number, always a ``fields``
+        # object), and the vendor check and the cassettes hold this request.
         self._json(
             "POST",
             f"issue/{quote(key)}/transitions",
@@ -1012,6 +1004,8 @@ class JiraAdapter(Adapter):
         }
         if token:
             params["nextPageToken"] = token
+        # Not enhanced_search_issues(): it requests pages until ``maxResults`` issues are in,
+        # and the reader needs each answer (its nextPageToken) to keep its cursor.
         return self._json(
             "GET",
             "search/jql",
@@ -1035,17 +1029,19 @@ class JiraAdapter(Adapter):
             "maxResults": limit or self.config.page_size,
             "fields": ",".join(fields or self._read_fields()),
         }
+        # Not search_issues(): it adds validateQuery and requests further pages by itself, and
+        # the reader moves the JQL bound between pages (see the module docstring).
         return self._json(
             "GET", "search", action="searching issues", permission="BROWSE_PROJECTS", params=params
         )
 
     def _project(self) -> dict[str, Any]:
-        return self._json(
-            "GET",
-            f"project/{quote(self.config.project)}",
-            action=f"reading project {self.config.project}",
-            permission="BROWSE_PROJECTS",
+        project = self._public(
+            f"reading project {self.config.project}",
+            "BROWSE_PROJECTS",
+            lambda: self.client.project(self.config.project),
         )
+        return dict(project.raw)
 
     def _issue_type(self, project: dict[str, Any]) -> dict[str, Any] | None:
         for kind in project.get("issueTypes") or []:
@@ -1081,6 +1077,8 @@ class JiraAdapter(Adapter):
             spool.seek(0)
             content_type = upload.content_type or "application/octet-stream"
             encoder = MultipartEncoder(fields={"file": (upload.filename, spool, content_type)})
+            # Not add_attachment(): it labels every file application/octet-stream and refuses an
+            # empty one; this sends the file's own content type.
             url = self.client._get_url(f"issue/{quote(key)}/attachments")
             with self._errors(f"attaching {upload.filename!r} to {key}", "CREATE_ATTACHMENTS"):
                 response = self.client._session.post(
@@ -1104,6 +1102,8 @@ class JiraAdapter(Adapter):
         params: dict[str, Any] | None = None,
         body: Any = None,
     ) -> Any:
+        # The library's session and URL, for the requests its public calls cannot send as they
+        # are (each caller says why); the errors and retries stay the library's and ours.
         url = self.client._get_url(path)
         data = json.dumps(body) if body is not None else None
         with self._errors(action, permission):
@@ -1117,6 +1117,31 @@ class JiraAdapter(Adapter):
                 f"{self.name}: {action}: Jira answered HTTP {response.status_code} with a body "
                 "that is not JSON (a proxy or maintenance page?)"
             ) from None
+
+    def _issue(
+        self, key: str, action: str, fields: str | None = None, *, crumb: bool = True
+    ) -> Any:
+        """``GET /issue/{key}`` with only these fields (default: what a read needs) and, with
+        ``crumb``, the bridge property in the answer."""
+        fields = fields or ",".join(self._read_fields())
+        properties = self._crumb_key if crumb else None
+        found = self._public(
+            action,
+            "BROWSE_PROJECTS",
+            lambda: self.client.issue(key, fields=fields, properties=properties),
+        )
+        return found.raw
+
+    def _public(self, action: str, permission: str | None, call: Callable[[], Any]) -> Any:
+        """A call of the library's public API, failing as :meth:`_json` does."""
+        with self._errors(action, permission):
+            try:
+                return call()
+            except ValueError:  # the library's json_loads re-raises a body that is not JSON
+                raise TransientError(
+                    f"{self.name}: {action}: Jira answered with a body that is not JSON (a proxy "
+                    "or maintenance page?)"
+                ) from None
 
     @contextmanager
     def _errors(self, action: str, permission: str | None = None) -> Iterator[None]:
@@ -1141,13 +1166,13 @@ class JiraAdapter(Adapter):
         detail = f": {said}" if said else ""
         where = f"{self.name}: {action}"
         if status in (429, 503):
-            retry_after = _retry_after(headers.get("Retry-After"))
+            retry_after = parse_retry_after(headers.get("Retry-After"))
             wait = f"; retry after {retry_after:.0f}s" if retry_after is not None else ""
             why = "rate limited" if status == 429 else "unavailable"
             return TransientError(
                 f"{where}: Jira is {why} (HTTP {status}){wait}", retry_after=retry_after
             )
-        if status >= 500 or status == 0:
+        if is_retryable_status(status) or status == 0:
             return TransientError(f"{where}: Jira failed (HTTP {status}){detail}")
         if status == 401:
             return PermanentError(
@@ -1252,20 +1277,6 @@ def _one_line(text: str) -> str:
 
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple | set) else [value]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _too_large(filename: str, limit: int) -> str:

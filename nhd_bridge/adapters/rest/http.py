@@ -2,17 +2,20 @@
 authentication: ``auth.py``).
 
 Everything that talks to the network goes through :class:`RestClient`, so the rules hold for every
-operation of every profile:
+operation of every profile. The retry, wait, Retry-After and ambiguous-write rules are the
+bridge's one HTTP policy (:mod:`nhd_bridge.core.http`); this module says how they apply here:
 
-- **Retries.** Connection errors and 5xx answers are retried with exponential backoff, at most
-  ``retries.attempts`` tries. Only operations that are safe to repeat (``idempotent``; by default
-  GET, PUT, DELETE) are retried after the request may have reached the server; any other write
-  is retried only when the connection was never made, and a failure after sending raises
-  :class:`AmbiguousWrite`, which the adapter resolves by looking for the write's breadcrumb.
+- **Retries.** Connection errors, 408 and 5xx answers are retried with exponential backoff, at
+  most ``retries.attempts`` tries. Only operations that are safe to repeat (``idempotent``; by
+  default GET, PUT, DELETE) are retried after the request may have reached the server; any other
+  write is retried only when the tracker cannot have acted (no connection, a 408), and a failure
+  after sending raises :class:`AmbiguousWrite`, which the adapter resolves by looking for the
+  write's breadcrumb.
 - **Rate limits.** 429, and 503 or 403 with ``Retry-After`` / ``X-RateLimit-Remaining: 0``, are
   waited out in process, as long as the tracker asks, up to ``retries.max_wait_seconds`` per
-  call in total (the tracker did not act, so writes are sent again too). Past that bound they
-  raise :class:`TransientError` with ``retry_after``, and the engine parks the work.
+  call in total, backoff included (the tracker did not act, so writes are sent again too). Past
+  that bound they raise :class:`TransientError` with ``retry_after``, and the engine parks the
+  work.
 - **Errors** are one line: what was called, the status, and the tracker's own message read from
   its error body (``errors.message``). 401/403 become :class:`PermanentError` naming what to check.
 - **Secrets** (passwords, tokens, keys) are removed from every message, and URLs in messages
@@ -25,34 +28,28 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
 from nhd_bridge.adapters.rest.config import Operation, RestConfig
 from nhd_bridge.adapters.rest.paging import PageRequest, read_pages
 from nhd_bridge.adapters.rest.template import render, render_text_value, render_url, search
+from nhd_bridge.core import http as http_policy
 from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
+from nhd_bridge.core.http import AmbiguousWrite, TryAgain, url_without_query
+from nhd_bridge.core.redaction import scrub
 
 __all__ = ["AmbiguousWrite", "Answer", "RestClient", "StaleWrite"]
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "nhd-bridge-rest/0.1"
-_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-_RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class StaleWrite(TransientError):
     """412: the record changed between reading its ETag and writing."""
-
-
-class AmbiguousWrite(TransientError):
-    """A write that must not be repeated blindly failed after it may have reached the server
-    (read timeout, reset, 5xx): it may or may not have happened. The adapter looks for its
-    breadcrumb before writing again."""
 
 
 @dataclass
@@ -223,52 +220,49 @@ class RestClient:
         A rate limit is waited out here, up to ``retries.max_wait_seconds`` per call in total:
         the server did not act, so even a write is sent again, and a read keeps what it has."""
         retries = self.config.retries
-        repeatable = method in _IDEMPOTENT if idempotent is None else idempotent
-        delay = retries.backoff_seconds
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            last = attempt >= retries.attempts
+        policy = http_policy.RetryPolicy(
+            attempts=retries.attempts,
+            backoff_seconds=retries.backoff_seconds,
+            max_backoff_seconds=retries.max_backoff_seconds,
+            max_wait_seconds=retries.max_wait_seconds,
+        )
+        tries = [0]
+
+        def attempt() -> Answer | TryAgain[AdapterError]:
+            tries[0] += 1
             try:
                 response = self._send(method, url, request)
             except httpx.TransportError as error:
-                never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
                 message = self._redact(
                     f"{what}: {self._where(method, url)} could not be reached "
-                    f"({type(error).__name__}: {error}) after {attempt} "
-                    f"{'try' if attempt == 1 else 'tries'}; is the tracker up?"
+                    f"({type(error).__name__}: {error}) after {tries[0]} "
+                    f"{'try' if tries[0] == 1 else 'tries'}; is the tracker up?"
                 )
-                if not (never_sent or repeatable):
+                if not http_policy.may_repeat(method, idempotent, error=error):
                     raise AmbiguousWrite(message) from None
-                if last:
-                    raise TransientError(message) from None
-                log.info("%s: %s, retrying in %.1fs", what, type(error).__name__, delay)
-            else:
-                if response.status_code < 400:
-                    return Answer(_json(response), response)
-                if not_found is not None and self._is_not_found(response, not_found):
-                    return None  # type: ignore[return-value]
-                error = self._error(method, url, response, what)
-                retry_after = getattr(error, "retry_after", None)
-                if _rate_limited(response) or (
-                    retry_after is not None and response.status_code == 503
-                ):
-                    wait = retry_after if retry_after is not None else delay
-                    if waited + wait > retries.max_wait_seconds:
-                        raise error
-                    log.info("%s: rate limited, waiting %.1fs as the tracker asks", what, wait)
-                    self._sleep(wait)
-                    waited += wait
-                    attempt -= 1  # the tracker did not act: this try does not count
-                    continue
-                if response.status_code in _RETRY_STATUSES and not repeatable:
-                    raise AmbiguousWrite(str(error), retry_after=retry_after)
-                if last or response.status_code not in _RETRY_STATUSES:
-                    raise error
-                log.info("%s: HTTP %s, retrying in %.1fs", what, response.status_code, delay)
-            self._sleep(delay)
-            delay = min(delay * 2, retries.max_backoff_seconds)
+                return TryAgain(TransientError(message))
+            if response.status_code < 400:
+                return Answer(_json(response), response)
+            if not_found is not None and self._is_not_found(response, not_found):
+                return None  # type: ignore[return-value]
+            failure = self._error(method, url, response, what)
+            retry_after = getattr(failure, "retry_after", None)
+            if _rate_limited(response) or (retry_after is not None and response.status_code == 503):
+                return TryAgain(failure, rate_limited=True, retry_after=retry_after)
+            if not http_policy.is_retryable_status(response.status_code):
+                raise failure
+            if not http_policy.may_repeat(method, idempotent, status=response.status_code):
+                raise AmbiguousWrite(str(failure), retry_after=retry_after)
+            return TryAgain(failure, retry_after=retry_after)
+
+        def on_retry(failed: TryAgain[AdapterError], wait: float) -> None:
+            why = "rate limited" if failed.rate_limited else "failed"
+            log.info("%s: %s, retrying in %.1fs", what, why, wait)
+
+        outcome = http_policy.retrying(attempt, policy, sleep=self._sleep, on_retry=on_retry)
+        if isinstance(outcome, http_policy.GaveUp):
+            raise outcome.failure
+        return outcome
 
     def _send(self, method: str, url: str, request: dict[str, Any]) -> httpx.Response:
         request = dict(request)
@@ -345,10 +339,7 @@ class RestClient:
         return f"{method} {_no_query(urljoin(self.config.base_url, url))}"
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._secrets)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -380,15 +371,9 @@ def _json(response: httpx.Response) -> Any:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            try:
-                return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-            except (TypeError, ValueError):
-                pass
+    retry_after = http_policy.parse_retry_after(response.headers.get("Retry-After"))
+    if retry_after is not None:
+        return retry_after
     reset = response.headers.get("X-RateLimit-Reset")
     if reset and response.headers.get("X-RateLimit-Remaining") == "0":
         try:
@@ -406,9 +391,7 @@ def _rate_limited(response: httpx.Response) -> bool:
     )
 
 
-def _no_query(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
+_no_query = url_without_query
 
 
 def _secrets(config: RestConfig) -> list[str]:

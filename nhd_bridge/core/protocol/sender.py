@@ -13,11 +13,12 @@ accepted (conformance case 56).
   every header, the token included. At most two redirects (three requests), then
   :class:`TooManyRedirects`. Every hop passes the URL policy again, and a hop from https to http
   is refused: the token would travel in clear text.
-- **Retries** (§6.3): 408, 429, 5xx and connection errors are retried with exponential backoff
-  honouring ``Retry-After``, bounded by ``max_attempts`` and ``max_retry_seconds``; a wait longer
-  than what is left comes back as a retryable result with ``retry_after`` for the engine to park
-  the ticket. A POST is retried after a read error or timeout only if it never reached the
-  partner (the connection was never made): a ticket POST that did land answers 422 next time.
+- **Retries** (§6.3), by the one HTTP policy of :mod:`nhd_bridge.core.http`: 408, 429, 5xx and
+  connection errors are retried with exponential backoff honouring ``Retry-After``, bounded by
+  ``max_attempts`` and ``max_retry_seconds``; a wait longer than what is left comes back as a
+  retryable result with ``retry_after`` for the engine to park the ticket. A POST is retried after
+  a read error, a timeout or a 5xx only if it never reached the partner (the connection was never
+  made): a ticket POST that did land answers 422 next time.
 - **URL safety**: :class:`URLPolicy` allows only listed hosts (``host`` or ``*.example.com``) and,
   unless ``allow_private_networks``, only public addresses; the check runs before every request
   and, on the transport this module builds, again when the socket connects (so a DNS answer that
@@ -36,7 +37,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -44,7 +44,17 @@ import httpcore
 import httpx
 
 from nhd_bridge.core.adapter import AdapterError, PermanentError, TransientError
+from nhd_bridge.core.http import (
+    GaveUp,
+    RetryPolicy,
+    TryAgain,
+    is_retryable_status,
+    may_repeat,
+    parse_retry_after,
+    retrying,
+)
 from nhd_bridge.core.model import Actor, Agreement, Ticket
+from nhd_bridge.core.redaction import scrub
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -70,7 +80,6 @@ TOKEN_HEADER = "X-Ticket-Sharing-Token"
 VERSION_HEADER = "X-Ticket-Sharing-Version"
 USER_AGENT = "nhd-bridge/0.1 (Networked Help Desk 1.0)"
 CONTENT_TYPE = "application/json; charset=utf-8"
-_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})
 _MAX_BACKOFF_SECONDS = 30.0
 _ERROR_EXCERPT = 200
 _DOWNLOAD_CHUNK = 64 * 1024
@@ -327,9 +336,12 @@ class NHDSender:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.policy = policy
-        self.max_attempts = max_attempts
-        self.max_retry_seconds = max_retry_seconds
-        self.backoff_seconds = backoff_seconds
+        self.retries = RetryPolicy(
+            attempts=max_attempts,
+            backoff_seconds=backoff_seconds,
+            max_backoff_seconds=_MAX_BACKOFF_SECONDS,
+            max_wait_seconds=max_retry_seconds,
+        )
         self._sleep = sleep
         self._clock = clock
         self._http = httpx.Client(
@@ -381,11 +393,15 @@ class NHDSender:
             f"update agreement {agreement.uuid}",
         )
 
-    def accept(self, base_url: str, agreement: AgreementKey, *, name: str | None = None):
+    def accept(
+        self, base_url: str, agreement: AgreementKey, *, name: str | None = None
+    ) -> SendResult:
         """The receiver accepts (§1.2 step 2); ``name`` is the receiver's organisation."""
         return self.update_agreement(base_url, agreement, _with_name({"status": "accepted"}, name))
 
-    def decline(self, base_url: str, agreement: AgreementKey, *, name: str | None = None):
+    def decline(
+        self, base_url: str, agreement: AgreementKey, *, name: str | None = None
+    ) -> SendResult:
         return self.update_agreement(base_url, agreement, _with_name({"status": "declined"}, name))
 
     def deactivate(self, base_url: str, agreement: AgreementKey, *, role: str) -> SendResult:
@@ -440,7 +456,9 @@ class NHDSender:
             f"update ticket {update.uuid}",
         )
 
-    def unshare_ticket(self, base_url: str, agreement: AgreementKey, ticket_uuid: str):
+    def unshare_ticket(
+        self, base_url: str, agreement: AgreementKey, ticket_uuid: str
+    ) -> SendResult:
         """DELETE with an empty body and the token (§2.7, case 54)."""
         return self._call(
             "DELETE",
@@ -475,38 +493,12 @@ class NHDSender:
         except _Unresolvable as error:
             return SendResult(False, None, retryable=True, message=f"{what}: {error}")
         except httpx.HTTPError as error:
-            message = _scrub(f"{what}: {_describe_error(error)}", secrets)
+            message = scrub(f"{what}: {_describe_error(error)}", secrets)
             return SendResult(False, None, retryable=True, message=message)
         try:
             if not response.is_success:
                 return _failure(response, what, secrets, body=b"")
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                return SendResult(
-                    False,
-                    response.status_code,
-                    message=f"{what}: {declared} bytes, over the {max_bytes}-byte limit",
-                )
-            # Handed to the caller, who closes it.
-            spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-            size = 0
-            try:
-                for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        spool.close()
-                        return SendResult(
-                            False,
-                            response.status_code,
-                            message=f"{what}: more than the {max_bytes}-byte limit",
-                        )
-                    spool.write(chunk)
-            except httpx.HTTPError as error:
-                spool.close()
-                message = _scrub(f"{what}: {_describe_error(error)}", secrets)
-                return SendResult(False, None, retryable=True, message=message)
-            spool.seek(0)
-            return SendResult(True, response.status_code, data=spool)
+            return _spooled(response, what, max_bytes, secrets)
         finally:
             response.close()
 
@@ -528,7 +520,9 @@ class NHDSender:
             "User-Agent": USER_AGENT,
             TOKEN_HEADER: token,
         }
-        content = b"" if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        content: bytes | None = b""
+        if body is not None:
+            content = json.dumps(body, ensure_ascii=False).encode("utf-8")
         if method == "GET":
             content = None  # RT's GETs carry no body either
         return self._with_retries(
@@ -544,46 +538,41 @@ class NHDSender:
         what: str,
         secrets: list[str],
     ) -> SendResult:
-        started = self._clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            again_now = True
+        tries = [0]
+
+        def attempt() -> SendResult | TryAgain[SendResult]:
+            tries[0] += 1
             try:
                 response = self._exchange(method, url, headers, content)
-            except _Unresolvable as error:
-                result = SendResult(False, None, retryable=True, message=f"{what}: {error}")
+            except _Unresolvable as error:  # never sent
+                return _again(
+                    SendResult(False, None, retryable=True, message=f"{what}: {error}"), tries[0]
+                )
             except httpx.HTTPError as error:
-                never_sent = isinstance(
-                    error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
-                )
+                message = scrub(f"{what}: {_describe_error(error)}", secrets)
+                failed = SendResult(False, None, retryable=True, message=message, attempts=tries[0])
                 # A POST that may have landed is not repeated at once; the next run finds out.
-                again_now = never_sent or method in _IDEMPOTENT
-                result = SendResult(
-                    False,
-                    None,
-                    retryable=True,
-                    message=_scrub(f"{what}: {_describe_error(error)}", secrets),
-                )
-            else:
-                log.debug("%s %s -> %d", method, _display(url), response.status_code)
-                if response.is_success:
-                    return SendResult(
-                        True, response.status_code, attempts=attempt, data=_json_or_none(response)
-                    )
-                result = _failure(response, what, secrets, body=response.content)
-            result = replace(result, attempts=attempt)
-            if not (result.retryable and again_now) or attempt >= self.max_attempts:
-                return result
-            delay = self._delay(attempt, result.retry_after)
-            if self._clock() - started + delay > self.max_retry_seconds:
-                return replace(result, retry_after=max(delay, result.retry_after or 0.0))
-            log.info("%s failed (%s); retrying in %.1fs", what, result.status or "no answer", delay)
-            self._sleep(delay)
+                return _again(failed, tries[0]) if may_repeat(method, error=error) else failed
+            log.debug("%s %s -> %d", method, _display(url), response.status_code)
+            if response.is_success:
+                data = _json_or_none(response)
+                return SendResult(True, response.status_code, attempts=tries[0], data=data)
+            failed = _failure(response, what, secrets, body=response.content)
+            limited = failed.status == 429 or (
+                failed.status == 503 and failed.retry_after is not None
+            )
+            if failed.retryable and (limited or may_repeat(method, status=failed.status)):
+                return _again(failed, tries[0], rate_limited=limited)
+            return replace(failed, attempts=tries[0])
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        backoff = min(self.backoff_seconds * 2 ** (attempt - 1), _MAX_BACKOFF_SECONDS)
-        return max(backoff, retry_after or 0.0)
+        def on_retry(failed: TryAgain[SendResult], wait: float) -> None:
+            status = failed.failure.status or "no answer"
+            log.info("%s failed (%s); retrying in %.1fs", what, status, wait)
+
+        clock, sleep = self._clock, self._sleep
+        return _given_up(
+            retrying(attempt, self.retries, sleep=sleep, clock=clock, on_retry=on_retry)
+        )
 
     def _exchange(
         self,
@@ -674,13 +663,6 @@ def _secrets_of(token: str | None) -> list[str]:
     return [token, key] if key else [token]
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _require_accepted(agreement: AgreementKey, action: str) -> None:
     if agreement.status != "accepted":
         raise AgreementNotAccepted(
@@ -745,22 +727,6 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return max(0.0, moment.timestamp() - time.time())
-
-
 def _partner_reason(body: bytes) -> str:
     """The partner's short reason: ``{"error": ...}`` (§9 [REC]) or the start of plain text."""
     if not body:
@@ -776,9 +742,9 @@ def _partner_reason(body: bytes) -> str:
     return text[:_ERROR_EXCERPT]
 
 
-def _failure(response: httpx.Response, what: str, secrets: list[str], *, body: bytes):
+def _failure(response: httpx.Response, what: str, secrets: list[str], *, body: bytes) -> SendResult:
     status = response.status_code
-    retryable = status in (408, 429) or status >= 500
+    retryable = is_retryable_status(status)
     hint = _HINTS.get(status, "the partner is unavailable; it will be retried" if retryable else "")
     reason = _partner_reason(body)
     message = f"{what} answered {status}"
@@ -791,18 +757,65 @@ def _failure(response: httpx.Response, what: str, secrets: list[str], *, body: b
         status,
         gone=status == 410,
         retryable=retryable,
-        message=_scrub(message, secrets),
-        retry_after=_retry_after(response) if retryable else None,
+        message=scrub(message, secrets),
+        retry_after=parse_retry_after(response.headers.get("retry-after")) if retryable else None,
     )
 
 
+def _spooled(response: httpx.Response, what: str, max_bytes: int, secrets: list[str]) -> SendResult:
+    """A download's bytes in a temporary file (``data``, at 0), refused past ``max_bytes``."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        return SendResult(
+            False,
+            response.status_code,
+            message=f"{what}: {declared} bytes, over the {max_bytes}-byte limit",
+        )
+    # Handed to the caller, who closes it.
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+    size = 0
+    try:
+        for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                spool.close()
+                return SendResult(
+                    False,
+                    response.status_code,
+                    message=f"{what}: more than the {max_bytes}-byte limit",
+                )
+            spool.write(chunk)
+    except httpx.HTTPError as error:
+        spool.close()
+        message = scrub(f"{what}: {_describe_error(error)}", secrets)
+        return SendResult(False, None, retryable=True, message=message)
+    spool.seek(0)
+    return SendResult(True, response.status_code, data=spool)
+
+
+def _again(result: SendResult, tries: int, *, rate_limited: bool = False) -> TryAgain[SendResult]:
+    failed = replace(result, attempts=tries)
+    return TryAgain(failed, rate_limited=rate_limited, retry_after=failed.retry_after)
+
+
+def _given_up(outcome: SendResult | GaveUp[SendResult]) -> SendResult:
+    if not isinstance(outcome, GaveUp):
+        return outcome
+    if outcome.refused_wait is None:
+        return outcome.failure
+    # The wait is longer than the budget left: the engine parks the ticket that long.
+    wait = max(outcome.refused_wait, outcome.retry_after or 0.0)
+    return replace(outcome.failure, retry_after=wait)
+
+
 def _describe_error(error: httpx.HTTPError) -> str:
-    kind = {
+    kinds: dict[type[httpx.HTTPError], str] = {
         httpx.ConnectTimeout: "connecting timed out",
         httpx.ReadTimeout: "the answer timed out",
         httpx.WriteTimeout: "sending timed out",
         httpx.PoolTimeout: "no connection was free",
         httpx.ConnectError: "could not connect",
-    }.get(type(error), "the connection failed")
+    }
+    kind = kinds.get(type(error), "the connection failed")
     detail = str(error).strip()
     return f"{kind} ({detail})" if detail else kind
