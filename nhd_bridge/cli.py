@@ -8,7 +8,6 @@ did).
 from __future__ import annotations
 
 import json
-import re
 import signal
 import sys
 import traceback
@@ -37,8 +36,6 @@ EXIT_OK, EXIT_PARKED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report a Ctrl-C
 # The same as nhd_bridge.core.config.DEFAULT_CONFIG_FILE, which --help must not import.
 DEFAULT_CONFIG_FILE = "nhd-bridge.yaml"
-URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)([^@/\s]+)(@)")
-SECRET_WORDS = ("password", "token", "secret", "access_key", "api_key", "apikey", "credential")
 
 
 def _console(*, stderr: bool = False) -> SafeConsole:
@@ -188,6 +185,7 @@ def engine_for(config: LoadedConfig, progress: Progress | None = None) -> Iterat
 @click.pass_context
 def validate(ctx: click.Context, show: bool) -> None:
     """Check the configuration without contacting any tracker."""
+    from nhd_bridge.core.redaction import redact_document
     from nhd_bridge.core.state import check_store
     from nhd_bridge.core.state.opening import stored_bindings
 
@@ -195,7 +193,7 @@ def validate(ctx: click.Context, show: bool) -> None:
     if show:
         document = config.bridge.model_dump(mode="json")
         for name, adapter_config in config.adapter_configs.items():
-            document["instances"][name].update(_redacted(adapter_config.model_dump()))
+            document["instances"][name].update(redact_document(adapter_config.model_dump()))
         # An agreement accepted or invited through the CLI is bound in the store, not the YAML.
         for name, uuid in stored_bindings(config.state_url).items():
             shown = document["instances"].get(name)
@@ -203,7 +201,7 @@ def validate(ctx: click.Context, show: bool) -> None:
                 shown["agreement"] = uuid
                 shown["agreement_from"] = "state store (bound by agreements accept/invite)"
         # Only the document on stdout, so that `validate --show > loaded.json` is valid JSON.
-        click.echo(json.dumps(_redacted(document), indent=2, default=str))
+        click.echo(json.dumps(redact_document(document), indent=2, default=str))
     bridge = config.bridge
     problems = config.problems()
     for problem in problems:
@@ -834,22 +832,6 @@ def _described(agreement: str, items: list[Any]) -> list[dict[str, Any]]:
             }
         )
     return entries
-
-
-def _redacted(value: Any, key: str = "") -> Any:
-    from pydantic import SecretStr
-
-    if isinstance(value, SecretStr):
-        return "**********"
-    if isinstance(value, dict):
-        return {k: _redacted(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, key) for v in value]
-    if value and any(word in key.lower() for word in SECRET_WORDS):
-        return "**********"
-    if isinstance(value, str):
-        return URL_PASSWORD.sub(r"\1**********\3", value)
-    return value
 
 
 def _short(value: Any) -> str:

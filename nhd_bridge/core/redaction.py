@@ -10,6 +10,7 @@ handler formats the record.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "RedactingFilter",
     "install_log_redaction",
     "redact",
+    "redact_document",
     "register_secrets_of",
     "scrub",
 ]
@@ -105,3 +107,24 @@ def _walk(value: Any) -> list[SecretStr]:
 
 
 install_log_redaction()
+
+
+#: Keys whose values a shown configuration masks whatever their type.
+SECRET_WORDS = ("password", "token", "secret", "access_key", "api_key", "apikey", "credential")
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)([^@/\s]+)(@)")
+
+
+def redact_document(value: Any, key: str = "") -> Any:
+    """A configuration document as ``validate --show`` prints it: secret values (``SecretStr``,
+    keys named like a secret, passwords in URLs) masked with the one mask."""
+    if isinstance(value, SecretStr):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact_document(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_document(v, key) for v in value]
+    if value and any(word in key.lower() for word in SECRET_WORDS):
+        return REDACTED
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(rf"\1{REDACTED}\3", value)
+    return value
