@@ -39,7 +39,7 @@ class OtherAgreements:
         )
 
     def may_have_made(
-        self, agreement: str, target: str, record: TicketRecord, side: Side, read: StateTx
+        self, agreement: str, record: TicketRecord, side: Side, read: StateTx
     ) -> bool:
         """Whether a ticket carrying a uuid ``side`` did not mint may be a copy that another
         agreement made, not adopted yet. The store knows such copies by their links; a store
@@ -51,7 +51,9 @@ class OtherAgreements:
         if record.shared_uuid == nhd_uuid(side.sharing_url, "tickets", record.local_id):
             return False  # minted here: this instance's own ticket
         for name, other in self.agreements.items():
-            if name == agreement or other.receiver not in (side.instance, target):
+            # Only an agreement that receives on this side makes copies here. (Once it has
+            # adopted them, origin_shares_it_there keeps the copy from where its origin goes.)
+            if name == agreement or other.receiver != side.instance:
                 continue
             health = read.health(name)
             if health is None or health.last_ok_at is None:

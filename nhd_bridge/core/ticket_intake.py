@@ -60,7 +60,7 @@ class TicketIntake:
                 run.name, target, link.shared_uuid, side, read
             ):
                 return
-            if link is None and self.others.may_have_made(run.name, target, record, side, read):
+            if link is None and self.others.may_have_made(run.name, record, side, read):
                 run.summary.skipped["waiting for another agreement to adopt its copies"] += 1
                 work.holds_cursor = True
                 return

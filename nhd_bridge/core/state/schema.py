@@ -277,7 +277,11 @@ V2_TABLES = [wire_agreements, wire_tickets, wire_comments, wire_sequence]
 
 def _create_v2(connection: Connection) -> None:
     metadata.create_all(connection, tables=V2_TABLES)
-    connection.execute(wire_sequence.insert().values(name=WIRE_SEQUENCE_NAME, value=0))
+    # SQLite runs CREATE TABLE outside the transaction: a worker that lost the race finds the
+    # tables made and, if the winner got that far, the row too; inserting it again would fail.
+    seeded = select(wire_sequence.c.name).where(wire_sequence.c.name == WIRE_SEQUENCE_NAME)
+    if connection.execute(seeded).first() is None:
+        connection.execute(wire_sequence.insert().values(name=WIRE_SEQUENCE_NAME, value=0))
 
 
 # --- version 3: which nhd instance an accepted or sent agreement belongs to ----------------------
