@@ -45,14 +45,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import requests
-from jira import JIRA, JIRAError
-from jira.resilientsession import parse_error_msg
-from requests_toolbelt import MultipartEncoder
 
 from nhd_bridge.adapters.jira.config import JiraConfig
 from nhd_bridge.adapters.jira.markup import (
@@ -85,6 +81,17 @@ from nhd_bridge.core.adapter import (
 from nhd_bridge.core.hookspecs import hookimpl
 from nhd_bridge.core.http import is_retryable_status, parse_retry_after
 from nhd_bridge.core.model import Actor, nhd_uuid, parse_timestamp
+
+if TYPE_CHECKING:
+    import requests
+    from jira import JIRA, JIRAError
+
+# The jira library (and requests under it) is imported when an adapter first talks to Jira: the
+# CLI loads this plugin to list its commands, and `nhd-bridge --help` should not pay 0.2 s for
+# it. A missing `jira` extra still fails here, at plugin load, with the module's name.
+for _module in ("jira", "requests", "requests_toolbelt"):
+    if find_spec(_module) is None:
+        raise ModuleNotFoundError(f"No module named {_module!r}", name=_module)
 
 __all__ = ["JiraAdapter", "JiraConfig", "nhd_register_adapters"]
 
@@ -177,6 +184,8 @@ class JiraAdapter(Adapter):
         else:
             assert config.username and config.password
             kwargs["basic_auth"] = (config.username, config.password.get_secret_value())
+        from jira import JIRA
+
         client = JIRA(**kwargs)
         if self.cloud:
             client.deploymentType = "Cloud"  # what serverInfo would have said
@@ -399,6 +408,10 @@ class JiraAdapter(Adapter):
         else:
             url = f"{self.config.url}/secure/attachment/{quote(ref.ref)}/{quote(ref.filename)}"
             params = None
+        import requests
+        from jira import JIRAError
+        from jira.resilientsession import parse_error_msg
+
         session = self.client._session
         with self._errors(f"downloading attachment {ref.filename!r}", "BROWSE_PROJECTS"):
             # Past ResilientSession.request on purpose: it reads ``response.content`` of every
@@ -1076,6 +1089,8 @@ class JiraAdapter(Adapter):
                     spool.write(chunk)
             spool.seek(0)
             content_type = upload.content_type or "application/octet-stream"
+            from requests_toolbelt import MultipartEncoder
+
             encoder = MultipartEncoder(fields={"file": (upload.filename, spool, content_type)})
             # Not add_attachment(): it labels every file application/octet-stream and refuses an
             # empty one; this sends the file's own content type.
@@ -1146,6 +1161,9 @@ class JiraAdapter(Adapter):
     @contextmanager
     def _errors(self, action: str, permission: str | None = None) -> Iterator[None]:
         """Jira's failures in the contract's terms, with messages for a person."""
+        import requests
+        from jira import JIRAError
+
         try:
             yield
         except JIRAError as error:
