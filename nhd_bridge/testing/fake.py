@@ -540,6 +540,10 @@ class FakeTracker:
     def _find(self, local_id: str) -> _StoredTicket | None:
         return self._tickets.get(local_id)
 
+    def _carrying(self, shared_uuid: str) -> _StoredTicket | None:
+        """The ticket carrying this breadcrumb; the caller holds the lock."""
+        return next((t for t in self._tickets.values() if t.shared_uuid == shared_uuid), None)
+
     def _insert_ticket(
         self,
         *,
@@ -757,9 +761,7 @@ class FakeAdapter(Adapter):
         return record
 
     def _refuse_duplicate(self, shared_uuid: str) -> None:
-        holder = next(
-            (t for t in self.tracker._tickets.values() if t.shared_uuid == shared_uuid), None
-        )
+        holder = self.tracker._carrying(shared_uuid)
         if holder is not None:
             raise PermanentError(
                 f"fake tracker {self.name!r}: ticket {holder.local_id} already carries shared uuid "
@@ -890,9 +892,7 @@ class FakeAdapter(Adapter):
     def find_by_shared_uuid(self, shared_uuid: str) -> TicketRecord | None:
         self.tracker._before("find_by_shared_uuid", shared_uuid=shared_uuid)
         with self.tracker._lock:
-            found = next(
-                (t for t in self.tracker._tickets.values() if t.shared_uuid == shared_uuid), None
-            )
+            found = self.tracker._carrying(shared_uuid)
             record = found.to_record() if found is not None else None
         self.tracker._after("find_by_shared_uuid", shared_uuid=shared_uuid)
         return record

@@ -336,7 +336,7 @@ class RestClient:
         return text[:300] + ("…" if len(text) > 300 else "")
 
     def _where(self, method: str, url: str) -> str:
-        return f"{method} {_no_query(urljoin(self.config.base_url, url))}"
+        return f"{method} {url_without_query(urljoin(self.config.base_url, url))}"
 
     def _redact(self, text: str) -> str:
         return scrub(text, self._secrets)
@@ -389,9 +389,6 @@ def _rate_limited(response: httpx.Response) -> bool:
     return response.status_code == 429 or (
         response.status_code in {403, 503} and response.headers.get("X-RateLimit-Remaining") == "0"
     )
-
-
-_no_query = url_without_query
 
 
 def _secrets(config: RestConfig) -> list[str]:
