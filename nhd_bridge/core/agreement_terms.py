@@ -11,7 +11,13 @@ from nhd_bridge.core.model import nhd_uuid
 from nhd_bridge.core.planner import Role, Rules, Side
 from nhd_bridge.core.state import AgreementRow, StateStore
 
-__all__ = ["AgreementRefused", "agreement_rules", "effective_agreement", "sync_agreement_row"]
+__all__ = [
+    "AgreementRefused",
+    "agreement_rules",
+    "effective_agreement",
+    "side_of",
+    "sync_agreement_row",
+]
 
 
 class AgreementRefused(Exception):
@@ -77,19 +83,30 @@ def agreement_rules(
     agreement: AgreementConfig,
 ) -> Rules:
     """The planner's rules of the agreement; AgreementRefused where a status map cannot work."""
-
-    def side(instance: str, role: Role) -> Side:
-        return Side(
-            instance=instance,
-            role=role,
-            capabilities=adapter(instance).capabilities,
-            sharing_url=sharing_url(instance),
-            closed_statuses=frozenset(config.bridge.instances[instance].closed_statuses),
-        )
-
-    rules = Rules(agreement, side(agreement.sender, "sender"), side(agreement.receiver, "receiver"))
+    rules = Rules(
+        agreement,
+        side_of(config, adapter, sharing_url, agreement.sender, "sender"),
+        side_of(config, adapter, sharing_url, agreement.receiver, "receiver"),
+    )
     _check_status_maps(name, rules)
     return rules
+
+
+def side_of(
+    config: LoadedConfig,
+    adapter: Callable[[str], Adapter],
+    sharing_url: Callable[[str], str],
+    instance: str,
+    role: Role,
+) -> Side:
+    """One instance as a side of an agreement, as the planner sees it."""
+    return Side(
+        instance=instance,
+        role=role,
+        capabilities=adapter(instance).capabilities,
+        sharing_url=sharing_url(instance),
+        closed_statuses=frozenset(config.bridge.instances[instance].closed_statuses),
+    )
 
 
 def _check_status_maps(name: str, rules: Rules) -> None:

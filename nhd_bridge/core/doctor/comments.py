@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from nhd_bridge.core.adapter import TicketRecord
+from nhd_bridge.core.agreement_terms import side_of
 from nhd_bridge.core.doctor.base import DoctorBase
 from nhd_bridge.core.doctor.findings import Finding
 from nhd_bridge.core.planner import Side, comment_uuids
@@ -54,8 +55,7 @@ class CommentChecks(DoctorBase):
             yield from self._compare_comments(name, shared_uuid, pairs, comment_links[shared_uuid])
 
     def _side(self, instance: str, role: Literal["sender", "receiver"]) -> Side:
-        capabilities = self._adapter(instance).capabilities
-        return Side(instance, role, capabilities, self._sharing_url(instance))
+        return side_of(self.config, self._adapter, self._sharing_url, instance, role)
 
     def _compare_comments(
         self,
