@@ -451,18 +451,36 @@ def test_a_postgresql_store_without_psycopg_says_which_extra_to_install(tmp_path
 # --- startup ------------------------------------------------------------------------------------
 
 
-def test_importing_the_cli_loads_no_database_http_server_or_tracker_library():
-    heavy = ("sqlalchemy", "httpx", "fastapi", "uvicorn", "jira", "rich", "apscheduler")
-    probe = (
-        "import sys, nhd_bridge.cli\n"
-        f"print(sorted(name for name in {heavy!r} if name in sys.modules))\n"
-    )
+HEAVY_MODULES = (
+    "sqlalchemy", "httpx", "pydantic", "fastapi", "uvicorn", "jira", "requests", "rich",
+    "apscheduler", "yaml",
+)  # fmt: skip
 
-    loaded = subprocess.run(
+
+def _heavy_modules_loaded_by(code: str) -> list[str]:
+    heavy = f"[m for m in {HEAVY_MODULES!r} if m in sys.modules]"
+    probe = f"import json, sys\n{code}\nprint(json.dumps(sorted({heavy})))"
+    output = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
+    return json.loads(output.splitlines()[-1])
 
-    assert loaded.strip() == "[]"
+
+def test_importing_the_cli_loads_no_database_http_server_or_tracker_library():
+    assert _heavy_modules_loaded_by("import nhd_bridge.cli") == []
+
+
+def test_listing_the_commands_loads_every_plugin_but_none_of_their_libraries():
+    # `nhd-bridge --help` imports each installed plugin to list the commands it adds; a plugin's
+    # module that imported its adapter made --help pay for pydantic, httpx and the profiles.
+    listing = (
+        "from nhd_bridge.cli import main\n"
+        "main.main(['--help'], prog_name='nhd-bridge', standalone_mode=False)\n"
+        "from nhd_bridge.core.plugins import Plugins\n"
+        "assert {'local', 'rest', 'jira', 'nhd'} <= set(Plugins().plugin_names)"
+    )
+
+    assert _heavy_modules_loaded_by(listing) == []
 
 
 def test_help_lists_every_command_without_loading_them(bridge_file):

@@ -13,7 +13,7 @@ PAGE = (ROOT / "docs" / "architecture.md").read_text()
 PACKAGE = ROOT / "nhd_bridge"
 SOURCES = [path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")]
 
-# `core/side_pass.py`, `writer.py`, `adapters/jira/__init__.py`, `state/`, `doctor/` ...
+# `core/side_pass.py`, `writer.py`, `adapters/jira/adapter.py`, `state/`, `doctor/` ...
 NAMED_FILES = sorted(
     name for name in set(re.findall(r"`([\w/]+(?:\.py|/))`", PAGE)) if not name.startswith("docs/")
 )

@@ -15,7 +15,7 @@ from typing import BinaryIO
 import pytest
 from pydantic import ValidationError
 
-from nhd_bridge.adapters import local
+import nhd_bridge.adapters.local as local_plugin
 from nhd_bridge.adapters.local import (
     DEFAULT_MAX_ATTACHMENT_BYTES,
     LocalAdapter,
@@ -25,6 +25,7 @@ from nhd_bridge.adapters.local import (
     UnknownTicket,
     local_person,
 )
+from nhd_bridge.adapters.local import adapter as local
 from nhd_bridge.core.adapter import (
     AdapterConfig,
     AttachmentUpload,
@@ -750,7 +751,7 @@ def test_threads_can_share_one_tracker(tracker: LocalTracker) -> None:
 
 def test_the_adapter_is_registered_through_the_plugin_hook() -> None:
     plugins = Plugins(load_entry_points=False)
-    with registered_plugin(plugins, local):
+    with registered_plugin(plugins, local_plugin):
         assert plugins.adapter_class("local") is LocalAdapter
 
 

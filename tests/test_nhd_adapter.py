@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from nhd_bridge.adapters.local import LocalConfig, LocalTracker, local_person
 from nhd_bridge.adapters.nhd import NhdAdapter, NhdConfig
-from nhd_bridge.adapters.nhd_cli import make_agreements_group
+from nhd_bridge.adapters.nhd.cli import make_agreements_group
 from nhd_bridge.core.adapter import (
     AdapterContext,
     AttachmentRef,

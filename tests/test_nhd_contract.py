@@ -13,8 +13,9 @@ Where the contract and NHD part ways, and why
 The contract assumes a tracker's ``changed_since`` lists *every* change, including the ones the
 adapter itself wrote (``create``, ``update``, ``add_comment``): in Jira or a local database our
 own writes are changes like any other, and the engine's snapshots turn their echo into a no-op.
-The nhd adapter is deliberately different (``nhd_bridge/adapters/nhd.py``): ``changed_since``
-reads :meth:`WireStore.received_tickets_changed_since`, i.e. only what the *partner* PUT or
+The nhd adapter is deliberately different (``nhd_bridge/adapters/nhd/adapter.py``):
+``changed_since`` reads :meth:`WireStore.received_tickets_changed_since`, i.e. only what the
+*partner* PUT or
 POSTed to us, and our own sends are recorded with ``WireStore.record_local_ticket`` without a
 change sequence number. The wire mirror is the partner's copy; what we sent never needs to come
 back, and must not come back as though the partner had said it.

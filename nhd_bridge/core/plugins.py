@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from nhd_bridge.core import hookspecs
-from nhd_bridge.core.adapter import Adapter, CommentDraft
-from nhd_bridge.core.run import Direction, RunSummary
 
 if TYPE_CHECKING:
     import click
+
+    from nhd_bridge.core.adapter import Adapter, CommentDraft
+    from nhd_bridge.core.run import Direction, RunSummary
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginError", "Plugins", "UnavailablePlugin"]
 
@@ -119,6 +120,9 @@ class Plugins:
     def adapters(self) -> dict[str, type[Adapter]]:
         """Every registered adapter class by kind."""
         if self._adapters is None:
+            # Imported here: listing the CLI's commands loads plugins and never asks for adapters.
+            from nhd_bridge.core.adapter import Adapter
+
             found: dict[str, type[Adapter]] = {}
 
             def register(kind: str, adapter_class: type[Adapter]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from jira_harness import jira_options, jira_session
 from pydantic import ValidationError
 
-from nhd_bridge.adapters.jira import JiraAdapter, _shortest_path
+from nhd_bridge.adapters.jira.adapter import JiraAdapter, _shortest_path
 from nhd_bridge.adapters.jira.config import JiraConfig
 from nhd_bridge.core.adapter import (
     AttachmentUpload,

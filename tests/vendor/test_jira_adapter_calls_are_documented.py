@@ -2,7 +2,7 @@
 descriptions declare (Cloud v3 and Data Center 10.3), with declared query parameters, and none is
 deprecated — not only the calls some cassette happens to hold.
 
-The calls are found in ``nhd_bridge/adapters/jira/__init__.py`` by walking its syntax tree: each
+The calls are found in ``nhd_bridge/adapters/jira/adapter.py`` by walking its syntax tree: each
 ``self._json(METHOD, PATH, params=…)`` (a path given as an f-string, or as a name assigned one in
 the same function), each URL built with ``self.client._get_url(PATH)`` for the two requests
 that bypass ``_json`` (the streamed upload and download), and each public call of the ``jira``
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from openapi_check import Description
 
-import nhd_bridge.adapters.jira as jira_module
+import nhd_bridge.adapters.jira.adapter as jira_module
 
 SOURCE = Path(jira_module.__file__).read_text()
 CLOUD = Description("jira-cloud-v3.trimmed.json")

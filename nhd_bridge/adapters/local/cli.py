@@ -26,24 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
 
-from nhd_bridge.adapters.local import (
-    LocalConfig,
-    LocalTracker,
-    LocalTrackerError,
-    NewAttachment,
-    local_person,
-)
-from nhd_bridge.core.adapter import AdapterError, CommentRecord, TicketRecord
-from nhd_bridge.core.model import Actor
-
-# rich is imported where output is drawn: mounting this group (`nhd-bridge --help` does) must not
-# pay for it.
+# The tracker, pydantic and rich are imported where they are used: mounting this group (listing
+# `nhd-bridge`'s commands does) must not pay for them.
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.panel import Panel
     from rich.table import Table
+
+    from nhd_bridge.adapters.local.adapter import LocalConfig, LocalTracker, NewAttachment
+    from nhd_bridge.core.adapter import CommentRecord, TicketRecord
+    from nhd_bridge.core.model import Actor
 
 __all__ = [
     "DB_ENVVAR",
@@ -60,6 +53,8 @@ TRACKER_CONFIG_KEY = "nhd_bridge.local.config"
 
 def open_tracker(path: Path) -> LocalTracker:
     """The local tracker in the SQLite file at ``path`` (created if missing), default settings."""
+    from nhd_bridge.adapters.local.adapter import LocalConfig, LocalTracker
+
     return LocalTracker(LocalConfig(path=path))
 
 
@@ -79,10 +74,17 @@ class _TrackerGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except LocalTrackerError as error:
-            raise Refused(str(error)) from error
-        except AdapterError as error:  # busy database, unreadable file: not a usage error
-            raise click.ClickException(str(error)) from error
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # --help and click's own errors: no tracker was opened, none is imported
+        except Exception as error:
+            from nhd_bridge.adapters.local.adapter import LocalTrackerError
+            from nhd_bridge.core.adapter import AdapterError
+
+            if isinstance(error, LocalTrackerError):
+                raise Refused(str(error)) from error
+            if isinstance(error, AdapterError):  # busy database, unreadable file: not usage
+                raise click.ClickException(str(error)) from error
+            raise
 
 
 @dataclass
@@ -105,6 +107,10 @@ class _Session:
             self._tracker = None
 
     def _open(self) -> LocalTracker:
+        from pydantic import ValidationError
+
+        from nhd_bridge.adapters.local.adapter import LocalTracker
+
         try:
             if self.db_path is not None:
                 return open_tracker(self.db_path)
@@ -172,6 +178,8 @@ def create_command(
     fields: tuple[str, ...],
 ) -> None:
     """Create a ticket."""
+    from nhd_bridge.adapters.local.adapter import local_person
+
     ticket = session.tracker().create_ticket(
         subject,
         status=status,
@@ -256,6 +264,8 @@ def comment_command(
     """Add a comment; BODY '-' reads it from standard input."""
     if body == "-":
         body = sys.stdin.read()
+    from nhd_bridge.adapters.local.adapter import local_person
+
     comment = session.tracker().add_comment(
         ticket_id,
         body,

@@ -27,7 +27,7 @@ import click
 if TYPE_CHECKING:
     import httpx
 
-    from nhd_bridge.adapters.nhd import NhdConfig
+    from nhd_bridge.adapters.nhd.adapter import NhdConfig
     from nhd_bridge.core.config import LoadedConfig
     from nhd_bridge.core.protocol.sender import NHDSender, Resolver, SendResult
     from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore
@@ -77,7 +77,7 @@ def make_agreements_group(
     ``sleep`` and ``resolver`` replace the network in tests."""
 
     def sender(instance: NhdConfig) -> NHDSender:
-        from nhd_bridge.adapters.nhd import sender_for
+        from nhd_bridge.adapters.nhd.adapter import sender_for
 
         return sender_for(instance, transport=transport, sleep=sleep, resolver=resolver)
 
@@ -351,7 +351,7 @@ def _told(call: Callable[[], SendResult]) -> None:
 
 
 def _nhd_instances(config: LoadedConfig) -> dict[str, NhdConfig]:
-    from nhd_bridge.adapters.nhd import NhdConfig
+    from nhd_bridge.adapters.nhd.adapter import NhdConfig
 
     return {
         name: options

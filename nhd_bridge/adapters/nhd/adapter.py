@@ -53,7 +53,6 @@ from nhd_bridge.core.adapter import (
     TicketDraft,
     TicketRecord,
 )
-from nhd_bridge.core.hookspecs import hookimpl
 from nhd_bridge.core.model import (
     TICKET_STATUSES,
     Actor,
@@ -73,15 +72,11 @@ from nhd_bridge.core.protocol.sender import (
 )
 
 if TYPE_CHECKING:
-    import click
-
     from nhd_bridge.core.protocol.wire_store import WireAgreement, WireStore, WireTicket
 
 __all__ = [
     "NhdAdapter",
     "NhdConfig",
-    "nhd_register_adapters",
-    "nhd_register_commands",
     "policy_for",
     "scoped_uuid",
     "sender_for",
@@ -627,20 +622,6 @@ class NhdAdapter(Adapter):
             return Ticket(**{key: value for key, value in data.items() if value is not None})
         except ValueError as error:  # pydantic's ValidationError is a ValueError
             raise PermanentError(f"cannot build the NHD ticket: {error}") from None
-
-
-@hookimpl
-def nhd_register_adapters(register: Callable[[str, type[Adapter]], None]) -> None:
-    """Register ``kind: nhd``, exactly as a third-party plugin registers its adapter."""
-    register("nhd", NhdAdapter)
-
-
-@hookimpl
-def nhd_register_commands(cli: click.Group) -> None:
-    """``nhd-bridge agreements``: invite, accept, decline and deactivate NHD agreements."""
-    from nhd_bridge.adapters.nhd_cli import register_commands
-
-    register_commands(cli)
 
 
 # --- mapping ------------------------------------------------------------------------------------
