@@ -466,6 +466,45 @@ def test_offset_paging_with_a_total() -> None:
     assert pages == [[0, 1], [2, 3], [4]]
 
 
+@pytest.mark.parametrize(
+    ("pagination", "asked"),
+    [
+        ({"style": "page", "size_param": "per_page"}, ("page", "3")),
+        ({"style": "offset", "size_param": "limit", "total": "total"}, ("offset", "4")),
+    ],
+)
+def test_a_read_over_a_stable_order_resumes_after_the_items_it_read(
+    pagination: dict[str, Any], asked: tuple[str, str]
+) -> None:
+    # Four items were read (two pages of two) before the run stopped; the read resumes at the
+    # fifth: page 3, or offset 4.
+    data = list(range(5))
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        param, _ = asked
+        sent.append(request.url.params[param])
+        start = (int(sent[-1]) - 1) * 2 if param == "page" else int(sent[-1])
+        return httpx.Response(200, json={"items": data[start : start + 2], "total": 5})
+
+    settings = {**pagination, "page_size": 2, "stable_order": True}
+    rest = client(handler, operations={"list_changed": {"items": "items", "pagination": settings}})
+    operation = rest.config.operations.list_changed
+    pages = [items for items, _ in rest.read_pages(operation, {}, what="listing", start_key=4)]
+
+    assert operation.pagination.resumes()
+    assert operation.pagination.position_after(4, pages[0]) == 5
+    assert pages == [[4]] and sent == [asked[1]]
+
+
+def test_pages_over_an_order_a_change_moves_do_not_resume() -> None:
+    rest = client(
+        lambda request: httpx.Response(200, json={"items": []}),
+        operations={"list_changed": {"items": "items", "pagination": {"style": "page"}}},
+    )
+    assert not rest.config.operations.list_changed.pagination.resumes()
+
+
 def test_cursor_token_paging() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         token = request.url.params.get("cursor")

@@ -56,7 +56,6 @@ import httpx
 
 from nhd_bridge.adapters.rest.config import BasicAuth, Operation, RestConfig
 from nhd_bridge.adapters.rest.http import AmbiguousWrite, RestClient
-from nhd_bridge.adapters.rest.paging import KeysetPaging
 from nhd_bridge.adapters.rest.template import TemplateError, search
 from nhd_bridge.core.adapter import (
     Adapter,
@@ -195,11 +194,12 @@ class RestAdapter(Adapter):
         """Tickets changed since the cursor, a page at a time.
 
         Each page's cursor covers only what was yielded so far: committed after that page's
-        tickets are written, it never skips a ticket of a later page. With keyset paging (a
-        stable order by id, ADR 0007) it holds where the read is (``resume``) and the cursor of
-        the read as it started; the last page, empty, carries the next read's cursor. A ticket
-        whose ``updated_at`` in the list is the one an earlier read saw, read after that second
-        had passed (the tracker's ``Date``), is not read again (``refetch`` costs nothing idle).
+        tickets are written, it never skips a ticket of a later page. Over a stable order
+        (keyset paging, or pages with ``stable_order``; ADR 0007) it holds where the read is
+        (``resume``) and the cursor of the read as it started; the last page, empty, carries
+        the next read's cursor. A ticket whose ``updated_at`` in the list is the one an earlier
+        read saw, read after that second had passed (the tracker's ``Date``), is not read again
+        (``refetch`` costs nothing idle).
         """
         state = _parse_cursor(cursor)
         since, seen, resume = state.since, state.seen, state.resume
@@ -208,12 +208,12 @@ class RestAdapter(Adapter):
         context = self._context(since=self._send_date(query_since))
         operation = self.config.operations.list_changed
         paging = operation.pagination
-        keyset = isinstance(paging, KeysetPaging)
+        resumable = paging.resumes()
         newest = resume.newest if resume else since
         started = resume.started if resume else None
-        start_key = resume.key if resume else None
+        position = resume.key if resume and resumable else None
         pages = self.client.read_pages(
-            operation, context, what="listing changed tickets", start_key=start_key
+            operation, context, what="listing changed tickets", start_key=position
         )
         for items, answer in pages:
             if started is None:
@@ -239,19 +239,18 @@ class RestAdapter(Adapter):
                 tickets.append(record)
                 if newest is None or record.updated_at > newest:
                     newest = record.updated_at
-            if isinstance(paging, KeysetPaging):
-                # Across pages the order is the key's (ids); within a page, oldest change first.
+            if resumable:
+                # Across pages the order is the list's (ids); within a page, oldest change first.
                 tickets.sort(key=lambda ticket: ticket.updated_at)
-                key = search(paging.key, items[-1]) if items else start_key
-                start_key = key
-                if key is None:
+                position = paging.position_after(position, items)
+                if position is None:
                     yield ChangePage(tickets, _cursor(since, seen, lookback))
                     continue
-                progress = Resume(key=key, newest=newest, started=started)
+                progress = Resume(key=position, newest=newest, started=started)
                 yield ChangePage(tickets, _cursor(since, seen, lookback, progress))
             else:
                 yield ChangePage(tickets, _cursor(newest, seen, lookback))
-        if keyset:
+        if resumable:
             # The next read starts when this one began, by the tracker's clock: every change
             # made before then was listed (by id, nothing shifts), and one made during the read
             # behind its position has a later updated_at. Starting at the newest updated_at
@@ -842,8 +841,8 @@ class Seen:
 
 @dataclass(frozen=True)
 class Resume:
-    """Where an unfinished keyset read is: the last key yielded, the newest ``updated_at`` so far
-    and the tracker's time when the read began."""
+    """Where an unfinished resumable read is: its position (the last key, or the items read),
+    the newest ``updated_at`` so far and the tracker's time when the read began."""
 
     key: Any
     newest: datetime | None

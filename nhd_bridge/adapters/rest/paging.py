@@ -91,6 +91,17 @@ class _Paging(BaseModel):
         """The items of a page that the read has not given yet."""
         return items
 
+    def resumes(self) -> bool:
+        """Whether the list's order is one no change can move (ADR 0007): a read may then stop
+        after any page and resume at its position, and the next read starts when this one
+        began. In an order a change moves (by update time), only the newest change read is a
+        safe place to start again."""
+        return False
+
+    def position_after(self, position: Any, items: list[Any]) -> Any:
+        """Where a resumable read is after a page of ``items`` read from ``position``."""
+        raise NotImplementedError(f"pagination style {self.style} does not resume a read")
+
     def next(self, request: PageRequest, page: Page) -> PageRequest | None:
         """The next page's request, or ``None`` when ``page`` was the last."""
         raise NotImplementedError
@@ -117,8 +128,22 @@ class _Counted(_Paging):
     """Numbered pages: stop on an empty or short page, or when ``total`` items were read."""
 
     total: str | None = Field(default=None, description="JMESPath to the total item count")
+    stable_order: bool = Field(
+        default=False,
+        description="true when the list is sorted by something a change cannot move (an id, "
+        "the creation time): a read then resumes at its position, and the next read starts "
+        "when this one began (ADR 0007). Pages over an order by update time shift when a "
+        "ticket changes during the read, and a ticket pushed past a page boundary is missed",
+    )
 
     expression_fields: ClassVar[tuple[str, ...]] = ("total",)
+
+    def resumes(self) -> bool:
+        return self.stable_order
+
+    def position_after(self, position: Any, items: list[Any]) -> Any:
+        """The number of items read: the offset of the next page."""
+        return int(position or 0) + len(items)
 
     def _last(self, request: PageRequest, page: Page) -> bool:
         count = len(page.items)
@@ -136,9 +161,13 @@ class PageNumberPaging(_Counted):
     first_page: int = 1
 
     def first(self, url: str, params: dict[str, Any], start_key: Any = None) -> PageRequest:
+        """``start_key`` (items already read, a multiple of the page size) starts the read at
+        the page after them."""
         request = super().first(url, params)
+        read = int(start_key or 0)
+        number = self.first_page + read // self.page_size
         return replace(
-            request, params={**(request.params or {}), self.page_param: str(self.first_page)}
+            request, params={**(request.params or {}), self.page_param: str(number)}, read=read
         )
 
     def next(self, request: PageRequest, page: Page) -> PageRequest | None:
@@ -163,8 +192,12 @@ class OffsetPaging(_Counted):
     offset_param: str = "offset"
 
     def first(self, url: str, params: dict[str, Any], start_key: Any = None) -> PageRequest:
+        """``start_key`` (items already read) starts the read at that offset."""
         request = super().first(url, params)
-        return replace(request, params={**(request.params or {}), self.offset_param: "0"})
+        read = int(start_key or 0)
+        return replace(
+            request, params={**(request.params or {}), self.offset_param: str(read)}, read=read
+        )
 
     def next(self, request: PageRequest, page: Page) -> PageRequest | None:
         if self._last(request, page):
@@ -268,6 +301,13 @@ class KeysetPaging(_Paging):
 
     def describe(self) -> str:
         return f"style keyset, key {self.key!r}, key_param {self.key_param!r}"
+
+    def resumes(self) -> bool:
+        return True
+
+    def position_after(self, position: Any, items: list[Any]) -> Any:
+        """The key of the last item read."""
+        return search(self.key, items[-1]) if items else position
 
     def bound(self, key: Any) -> str:
         return render_text_value(render(self.key_value, {"key": key}))
