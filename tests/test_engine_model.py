@@ -61,8 +61,8 @@ KNOWN_ENGINE_BUGS: dict[str, str] = {
     "answer was lost makes a second copy before the engine can look (the REST adapter no longer "
     "does; issue 8 point 2)",
     "offset_pages_by_update": "adapter limit, issue 8 point 5: an adapter paging by offset over an "
-    "order by update time pushes a ticket out of every page (Redmine reads by keyset, Roundup "
-    "by id with stable_order, ADR 0007; GitHub still pages by update time)",
+    "order by update time pushes a ticket out of every page; the built-in profiles read a "
+    "stable order now (Redmine by keyset, Roundup by id, GitHub by creation; ADR 0007)",
 }
 if os.environ.get("NHD_MODEL_ALL_FAULTS") == "1":
     KNOWN_ENGINE_BUGS = {}

@@ -119,8 +119,8 @@ def test_a_status_ignored_on_create_is_set_afterwards(make_bridge):
     strict=True,
     reason="adapter limit, issue 8 point 5: an adapter that pages by offset over an order by "
     "update time loses a ticket pushed out of every page; the engine cannot see what was never "
-    "listed. Fixed for Redmine (keyset) and Roundup (pages by id, stable_order; ADR 0007); "
-    "GitHub still pages by update time",
+    "listed. The built-in profiles read a stable order (Redmine by keyset, Roundup by id, "
+    "GitHub by creation; ADR 0007)",
 )
 def test_a_ticket_changed_during_a_paged_read_does_not_hide_another(make_bridge):
     """While the bridge reads page one, a person comments on t1; t3's comment must still go."""

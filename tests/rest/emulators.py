@@ -1,11 +1,12 @@
-"""In-memory stand-ins for the GitHub Issues and Redmine REST APIs, only for recording cassettes.
+"""In-memory stand-ins for the GitHub Issues and Redmine REST APIs, for recording cassettes (and
+the GitHub paging test, which checks the adapter's logic over them, not GitHub's behaviour).
 
 We cannot reach github.com or a Redmine server from CI, so the cassettes under
 ``tests/cassettes/rest/`` were recorded against these emulators, which answer with the shapes,
 status codes and headers each vendor documents:
 
 - GitHub: https://docs.github.com/en/rest/issues/issues, /issues/comments, /search/search
-  (``Link`` paging, ``since``/``sort=updated``/``direction=asc``, 201 on create, 404
+  (``Link`` paging, ``since``/``sort``/``direction``, 201 on create, 404
   ``{"message": "Not Found"}``, ``x-ratelimit-*`` headers), every object with all the fields
   GitHub's OpenAPI description requires (``simple-user``, ``issue``, ``issue-comment``,
   ``full-repository``, ``issue-search-result-item``): ``tests/vendor`` validates the cassettes
@@ -88,7 +89,7 @@ class GitHubEmulator:
         if path == f"{prefix}/issues":
             if request.method == "POST":
                 return _json(201, self._create(body), headers)
-            return self._list(request, sorted(self.issues.values(), key=_by_update), headers)
+            return self._list(request, _in_requested_order(request, self.issues), headers)
         if match := re.fullmatch(rf"{prefix}/issues/(\d+)", path):
             issue = self.issues.get(int(match[1]))
             if issue is None:
@@ -358,8 +359,13 @@ def _not_found() -> dict[str, str]:
     }
 
 
-def _by_update(issue: dict[str, Any]) -> tuple[str, int]:
-    return issue["updated_at"], issue["number"]
+def _in_requested_order(request: httpx.Request, issues: dict[int, Any]) -> list[dict[str, Any]]:
+    """GitHub's ``sort`` (``created``, the default, or ``updated``) and ``direction`` (default
+    ``desc``); ties in issue-number order."""
+    query = _query(request)
+    field = "updated_at" if query.get("sort", ["created"])[0] == "updated" else "created_at"
+    ordered = sorted(issues.values(), key=lambda issue: (issue[field], issue["number"]))
+    return ordered if query.get("direction", ["desc"])[0] == "asc" else ordered[::-1]
 
 
 # --- Redmine ------------------------------------------------------------------------------------

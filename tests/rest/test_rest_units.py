@@ -492,17 +492,17 @@ def test_a_read_over_a_stable_order_resumes_after_the_items_it_read(
     operation = rest.config.operations.list_changed
     pages = [items for items, _ in rest.read_pages(operation, {}, what="listing", start_key=4)]
 
-    assert operation.pagination.resumes()
+    assert operation.pagination.stable_order
     assert operation.pagination.position_after(4, pages[0]) == 5
     assert pages == [[4]] and sent == [asked[1]]
 
 
-def test_pages_over_an_order_a_change_moves_do_not_resume() -> None:
+def test_pages_over_an_order_a_change_moves_are_not_stable_by_default() -> None:
     rest = client(
         lambda request: httpx.Response(200, json={"items": []}),
         operations={"list_changed": {"items": "items", "pagination": {"style": "page"}}},
     )
-    assert not rest.config.operations.list_changed.pagination.resumes()
+    assert not rest.config.operations.list_changed.pagination.stable_order
 
 
 def test_cursor_token_paging() -> None:

@@ -208,10 +208,10 @@ class RestAdapter(Adapter):
         context = self._context(since=self._send_date(query_since))
         operation = self.config.operations.list_changed
         paging = operation.pagination
-        resumable = paging.resumes()
+        stable = paging.stable_order
         newest = resume.newest if resume else since
         started = resume.started if resume else None
-        position = resume.key if resume and resumable else None
+        position = resume.key if resume and stable else None
         pages = self.client.read_pages(
             operation, context, what="listing changed tickets", start_key=position
         )
@@ -239,18 +239,19 @@ class RestAdapter(Adapter):
                 tickets.append(record)
                 if newest is None or record.updated_at > newest:
                     newest = record.updated_at
-            if resumable:
+            if stable:
                 # Across pages the order is the list's (ids); within a page, oldest change first.
                 tickets.sort(key=lambda ticket: ticket.updated_at)
                 position = paging.position_after(position, items)
                 if position is None:
+                    # Nowhere to resume (or nothing read): a run stopping here reads it again.
                     yield ChangePage(tickets, _cursor(since, seen, lookback))
                     continue
                 progress = Resume(key=position, newest=newest, started=started)
                 yield ChangePage(tickets, _cursor(since, seen, lookback, progress))
             else:
                 yield ChangePage(tickets, _cursor(newest, seen, lookback))
-        if resumable:
+        if stable:
             # The next read starts when this one began, by the tracker's clock: every change
             # made before then was listed (by id, nothing shifts), and one made during the read
             # behind its position has a later updated_at. Starting at the newest updated_at

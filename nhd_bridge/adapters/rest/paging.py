@@ -76,6 +76,14 @@ class _Paging(BaseModel):
     page_size: int = Field(default=100, gt=0)
     size_param: str | None = Field(default=None, description="page size parameter, if any")
     max_pages: int = Field(default=10_000, gt=0, description="a guard against a looping server")
+    stable_order: bool = Field(
+        default=False,
+        description="true when the list is sorted by something a change cannot move (an id, "
+        "the creation time): the next read then starts when this one began, and page and "
+        "offset reads resume where they stopped (ADR 0007). Pages over an order by update time "
+        "shift when a ticket changes during the read, and a ticket pushed past a page boundary "
+        "is missed",
+    )
 
     #: The settings of this style that hold JMESPath (checked when the config loads).
     expression_fields: ClassVar[tuple[str, ...]] = ()
@@ -91,16 +99,12 @@ class _Paging(BaseModel):
         """The items of a page that the read has not given yet."""
         return items
 
-    def resumes(self) -> bool:
-        """Whether the list's order is one no change can move (ADR 0007): a read may then stop
-        after any page and resume at its position, and the next read starts when this one
-        began. In an order a change moves (by update time), only the newest change read is a
-        safe place to start again."""
-        return False
-
     def position_after(self, position: Any, items: list[Any]) -> Any:
-        """Where a resumable read is after a page of ``items`` read from ``position``."""
-        raise NotImplementedError(f"pagination style {self.style} does not resume a read")
+        """Where a read over a stable order is after a page of ``items`` read from
+        ``position``, for a later run to resume there. ``None`` where the style cannot say (a
+        next link or token is not kept): a run that stops mid-read reads from the start again,
+        and the cursor's fingerprints skip what it gave already."""
+        return None
 
     def next(self, request: PageRequest, page: Page) -> PageRequest | None:
         """The next page's request, or ``None`` when ``page`` was the last."""
@@ -128,18 +132,8 @@ class _Counted(_Paging):
     """Numbered pages: stop on an empty or short page, or when ``total`` items were read."""
 
     total: str | None = Field(default=None, description="JMESPath to the total item count")
-    stable_order: bool = Field(
-        default=False,
-        description="true when the list is sorted by something a change cannot move (an id, "
-        "the creation time): a read then resumes at its position, and the next read starts "
-        "when this one began (ADR 0007). Pages over an order by update time shift when a "
-        "ticket changes during the read, and a ticket pushed past a page boundary is missed",
-    )
 
     expression_fields: ClassVar[tuple[str, ...]] = ("total",)
-
-    def resumes(self) -> bool:
-        return self.stable_order
 
     def position_after(self, position: Any, items: list[Any]) -> Any:
         """The number of items read: the offset of the next page."""
@@ -268,6 +262,7 @@ class KeysetPaging(_Paging):
     (ADR 0007). Stops on a short page."""
 
     style: Literal["keyset"]
+    stable_order: Literal[True] = Field(default=True, description="always: ordered by the key")
     key: str = Field(description="JMESPath to an item's position (an increasing id)")
     key_param: str = Field(description="the parameter of the bound")
     key_value: str = Field(
@@ -301,9 +296,6 @@ class KeysetPaging(_Paging):
 
     def describe(self) -> str:
         return f"style keyset, key {self.key!r}, key_param {self.key_param!r}"
-
-    def resumes(self) -> bool:
-        return True
 
     def position_after(self, position: Any, items: list[Any]) -> Any:
         """The key of the last item read."""
