@@ -292,9 +292,13 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def changed_since(self, cursor: str | None) -> Iterator[ChangePage]:
-        """Tickets changed since ``cursor`` (all tickets when ``None``), oldest change first, in
-        pages. Each page carries the cursor to resume after it. Re-reading a boundary is fine (the
-        engine diffs against snapshots); missing a change is not: apply any lookback here."""
+        """Tickets changed since ``cursor`` (all tickets when ``None``), in pages. Each page
+        carries a cursor that, stored once that page is written, resumes after it and skips no
+        change of a later page; the engine relies on nothing else about the order (within a
+        page, oldest change first is kind to a reader of the journal). Re-reading a boundary is
+        fine (the engine diffs against snapshots); missing a change is not: apply any lookback
+        here, and page over an order that a change made during the read cannot shift (ADR
+        0007)."""
 
     @abc.abstractmethod
     def get(self, local_id: str) -> TicketRecord | None:
