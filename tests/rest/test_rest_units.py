@@ -505,6 +505,49 @@ def test_pages_over_an_order_a_change_moves_are_not_stable_by_default() -> None:
     assert not rest.config.operations.list_changed.pagination.stable_order
 
 
+def _stable_order_findings(**overrides: Any) -> list[str]:
+    rest = RestAdapter(
+        "t",
+        config(**overrides),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"items": []})),
+    )
+    return [result.detail for result in rest.check() if result.name.startswith("changes read")]
+
+
+def test_check_warns_of_pages_over_an_order_a_change_may_shift() -> None:
+    [warning] = _stable_order_findings(
+        operations={"list_changed": {"items": "items", "pagination": {"style": "page"}}}
+    )
+    assert "pagination style page" in warning and "stable_order is not set" in warning
+    assert not _stable_order_findings(
+        operations={
+            "list_changed": {
+                "items": "items",
+                "pagination": {"style": "page", "stable_order": True},
+            }
+        }
+    )
+
+
+@pytest.mark.parametrize("profile", ["github", "redmine", "roundup"])
+def test_the_shipped_profiles_read_in_a_stable_order(profile: str) -> None:
+    options = {
+        "github": {
+            "vars": {"owner": "acme", "repo": "support"},
+            "auth": {"type": "bearer", "token": "t"},
+        },
+        "redmine": {
+            "vars": {"project_id": "support", "uuid_field_id": 7},
+            "auth": {"type": "api_key", "name": "X-Redmine-API-Key", "key": "k"},
+        },
+        "roundup": {"auth": {"type": "basic", "username": "bridge", "password": "p"}},
+    }[profile]
+    rest = RestConfig.model_validate(
+        {"profile": profile, "base_url": "https://tracker.example/", **options}
+    )
+    assert rest.operations.list_changed.pagination.stable_order
+
+
 def test_cursor_token_paging() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         token = request.url.params.get("cursor")

@@ -186,6 +186,21 @@ class RestAdapter(Adapter):
                     hint="add upload_attachment/download_attachment or set it to false",
                 )
             )
+        paging = operations.list_changed.pagination
+        if paging.style != "none" and not paging.stable_order:
+            results.append(
+                CheckResult(
+                    "changes read in a stable order",
+                    False,
+                    f"operations.list_changed pages by position (pagination style "
+                    f"{paging.style}) and stable_order is not set: if the list is sorted by "
+                    "update time, a ticket changed during a read pushes another out of every "
+                    "page, and that one's change is missed",
+                    hint="sort the list by id or creation time and set pagination.stable_order: "
+                    "true (docs/adrs/0007-reads-that-survive-moving-pages.md)",
+                    level="warning",
+                )
+            )
         return results
 
     # --- reading --------------------------------------------------------------------------------
