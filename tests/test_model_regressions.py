@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from nhd_bridge.core.adapter import TransientError
 from nhd_bridge.core.engine import SyncEngine
 from nhd_bridge.core.state import utcnow
 from nhd_bridge.testing.fake import FakeTracker, FaultPlan, Personality, SimulatedCrash
@@ -179,3 +180,50 @@ def test_a_comment_written_while_the_bridge_reads_the_pages_still_arrives(make_b
 
     copies = {ticket.subject: ticket for ticket in b.tickets()}
     assert [c.body for c in copies["t1"].comments] == ["news on t1", "meanwhile"]
+
+
+def _a_copy_left_unlinked_by_a_crash(make_bridge):
+    """A shares a ticket; the run dies right after B's create, before the link is written."""
+    bridge = make_bridge({"ab": {**full(), "sync_tags": True}}, fake_instances())
+    a, b = FakeTracker.named("A"), FakeTracker.named("B")
+    ticket = a.create_ticket("Printer on fire", tags=["hardware"])
+    b.plan_faults(FaultPlan(writes={1: "crash_after"}))
+    with pytest.raises(SimulatedCrash):
+        bridge.run()
+    bridge.restart()
+    [copy] = b.tickets()
+    return bridge, a, b, ticket, copy
+
+
+def _run_while_recovery_cannot_look(bridge, a: FakeTracker, b: FakeTracker) -> None:
+    """The next run cannot look the copy up by its breadcrumb (B answers 503), so the link stays
+    pending, and A's read fails (A's cursor stays before the ticket); B's pass reads the changed
+    copy it cannot place yet, and B's cursor moves on. The run after recovers the copy and meets
+    A's ticket again in A's pages, unchanged since its snapshot."""
+    b.fail_next("find_by_shared_uuid", TransientError("503 on find_by_shared_uuid"))
+    a.fail_next("changed_since", TransientError("503 on changed_since"))
+    [summary] = bridge.run()
+    assert any("recovery lookup on B failed" in error for error in summary.errors)
+
+
+def test_a_comment_on_a_copy_whose_create_is_being_recovered_still_arrives(make_bridge):
+    """make deep-check: a person commented on B's copy between the crash and its recovery; once
+    recovered, the copy looked unchanged from A's side and B's cursor was past the comment."""
+    bridge, a, b, ticket, copy = _a_copy_left_unlinked_by_a_crash(make_bridge)
+    b.add_comment(copy.local_id, "On it, replacing the fuser")
+    _run_while_recovery_cannot_look(bridge, a, b)
+
+    settle(bridge)
+
+    assert bodies(a, ticket) == ["On it, replacing the fuser"]
+
+
+def test_tags_changed_on_a_copy_whose_create_is_being_recovered_still_travel(make_bridge):
+    """make deep-check: the same window, a person retagging B's copy; A kept the old tags."""
+    bridge, a, b, ticket, copy = _a_copy_left_unlinked_by_a_crash(make_bridge)
+    b.set_tags(copy.local_id, ["hardware", "urgent"])
+    _run_while_recovery_cannot_look(bridge, a, b)
+
+    settle(bridge)
+
+    assert sorted(a.ticket(ticket).tags) == ["hardware", "urgent"]
