@@ -7,10 +7,14 @@ snapshots and comment links rebuilt, the journal saying so — instead of create
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from nhd_bridge import Actor
 from nhd_bridge.adapters.local import LocalConfig, LocalTracker
+from nhd_bridge.core.adapter import TransientError
+from nhd_bridge.core.engine import SyncEngine
+from nhd_bridge.core.state import utcnow
 from nhd_bridge.testing.fake import FakeTracker, Personality
 
 CUSTOMER = Actor(uuid="ann", name="Ann Customer", role="end-user")
@@ -118,6 +122,40 @@ def test_a_lost_store_never_forwards_a_copy_another_agreement_brought_in(make_br
     [on_b] = b.tickets()
     assert all("router" not in comment.body for comment in on_b.comments)
     assert [e.source for e in bridge.journal() if e.action == "adopt"] == ["A", "A"]
+
+
+def test_a_lost_store_waits_for_an_adoption_that_failed_before_sharing_a_copy_onward(
+    make_bridge, tmp_path
+):
+    """make deep-check: with the store gone, ``ac`` ran first but its look-up of C's copy met a
+    429 (the ticket parked); ``cb`` then took C's copy for a ticket of C's own and adopted B's
+    copy under ``cb``. A's ticket was never linked again, and A's next comment reached nobody."""
+    partial = {"sender": "A", "receiver": "C", "allows_public_comments": False}
+    bridge = make_bridge({"ab": full("A", "B"), "ac": partial, "cb": full("C", "B")})
+    a, b, c = (FakeTracker.named(name) for name in "ABC")
+    ticket = a.create_ticket("VPN drops", requester=CUSTOMER)
+    bridge.run_until_quiet()
+
+    lose_the_store(bridge, tmp_path)
+    c.fail_next("find_by_shared_uuid", TransientError("429 on find_by_shared_uuid"))
+    bridge.run("ac")
+    bridge.run("cb")
+    _hours_later(bridge)  # the parked look-up is due
+    bridge.run_until_quiet()
+    a.add_comment(ticket, "Rebooted the router", author=ENGINEER)
+    bridge.run_until_quiet()
+
+    [on_b], [on_c] = b.tickets(), c.tickets()
+    assert "Rebooted the router" in [comment.body for comment in on_b.comments]
+    assert "Rebooted the router" in [comment.body for comment in on_c.comments]
+    assert sorted(e.source for e in bridge.journal() if e.action == "adopt") == ["A", "A"]
+
+
+def _hours_later(bridge) -> None:
+    bridge.engine.close()
+    bridge.engine = SyncEngine(
+        bridge.config, bridge.store, clock=lambda: utcnow() + timedelta(hours=2)
+    )
 
 
 def test_a_copy_is_not_shared_onward_where_its_origin_shares_it_itself(make_bridge):

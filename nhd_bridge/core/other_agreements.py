@@ -58,4 +58,6 @@ class OtherAgreements:
             health = read.health(name)
             if health is None or health.last_ok_at is None:
                 return True
+            if read.parked_entry(name, record.shared_uuid) is not None:
+                return True  # it ran, but its adoption of this ticket failed and waits a retry
         return False
