@@ -48,7 +48,13 @@ class TicketIntake:
         if link is not None and record.shared_uuid and record.shared_uuid != link.shared_uuid:
             self._reused_id(run, side, link, record)
             link = None
-        if link is None and record.shared_uuid and self._recovering(read, side, record):
+        # Where this side links the record's breadcrumb, when the record itself is not linked.
+        placed = (
+            read.link(record.shared_uuid, side.instance)
+            if link is None and record.shared_uuid
+            else None
+        )
+        if placed is not None and placed.state == "pending":
             # A copy a create made moments before a crash, its link not recovered yet: a
             # person's change to it is read again once it is linked, not passed over for good.
             run.summary.skipped["waiting for crash recovery"] += 1
@@ -59,8 +65,8 @@ class TicketIntake:
         if state is None:
             if side.role != "sender" or not run.share_filter.matches(record):
                 return
-            if link is None and record.shared_uuid and read.link(record.shared_uuid, side.instance):
-                return  # our own copy whose link another agreement is still recovering
+            if placed is not None:
+                return  # its breadcrumb is linked here to another ticket, or orphaned
             target = run.rules.other(side).instance
             if link is not None and self.others.origin_shares_it_there(
                 run.name, target, link.shared_uuid, side, read
@@ -91,13 +97,6 @@ class TicketIntake:
             run.summary, TicketCopy(shared_uuid, side.instance, record.local_id)
         ):
             self._prepare(run, work, record, shared_uuid, facts, retry=row is not None)
-
-    @staticmethod
-    def _recovering(read: StateTx, side: Side, record: TicketRecord) -> bool:
-        """Whether this side's link for the record's breadcrumb is a create still pending."""
-        assert record.shared_uuid is not None
-        placed = read.link(record.shared_uuid, side.instance)
-        return placed is not None and placed.state == "pending"
 
     def _mint(self, side: Side, record: TicketRecord, read: StateTx) -> str:
         """The uuid of a ticket born here: derived from the sharing URL and the local id, so that
