@@ -135,6 +135,10 @@ class _Counted(_Paging):
 
     expression_fields: ClassVar[tuple[str, ...]] = ("total",)
 
+    def first(self, url: str, params: dict[str, Any], start_key: Any = None) -> PageRequest:
+        """``start_key`` (the items a stopped read had read) counts as read already."""
+        return replace(super().first(url, params), read=int(start_key or 0))
+
     def position_after(self, position: Any, items: list[Any]) -> Any:
         """The number of items read: the offset of the next page."""
         return int(position or 0) + len(items)
@@ -155,14 +159,11 @@ class PageNumberPaging(_Counted):
     first_page: int = 1
 
     def first(self, url: str, params: dict[str, Any], start_key: Any = None) -> PageRequest:
-        """``start_key`` (items already read, a multiple of the page size) starts the read at
-        the page after them."""
-        request = super().first(url, params)
-        read = int(start_key or 0)
-        number = self.first_page + read // self.page_size
-        return replace(
-            request, params={**(request.params or {}), self.page_param: str(number)}, read=read
-        )
+        """A read that had read some items (a multiple of the page size) starts at the page
+        after them."""
+        request = super().first(url, params, start_key)
+        number = self.first_page + request.read // self.page_size
+        return replace(request, params={**(request.params or {}), self.page_param: str(number)})
 
     def next(self, request: PageRequest, page: Page) -> PageRequest | None:
         if self._last(request, page):
@@ -186,11 +187,10 @@ class OffsetPaging(_Counted):
     offset_param: str = "offset"
 
     def first(self, url: str, params: dict[str, Any], start_key: Any = None) -> PageRequest:
-        """``start_key`` (items already read) starts the read at that offset."""
-        request = super().first(url, params)
-        read = int(start_key or 0)
+        """A read that had read some items starts at that offset."""
+        request = super().first(url, params, start_key)
         return replace(
-            request, params={**(request.params or {}), self.offset_param: str(read)}, read=read
+            request, params={**(request.params or {}), self.offset_param: str(request.read)}
         )
 
     def next(self, request: PageRequest, page: Page) -> PageRequest | None:
